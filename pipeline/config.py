@@ -1,0 +1,105 @@
+"""Where the data lives and what the company is called.
+
+`MYNUMBER_HOME` (default ./mynumber-data) holds the SQLite database, the keys, the stored (encrypted) files
+and config.toml; `MYNUMBER_DB_URL` points at another SQLAlchemy database instead of the embedded SQLite.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+KITS_DIR = Path(os.environ.get("MYNUMBER_KITS_DIR", REPO_ROOT / "kits"))
+
+DEFAULT_CONFIG = """\
+# Settings of this My Number installation. Edit and re-run commands; `mynumber init` never overwrites this file.
+
+[company]
+name = "株式会社サンプル商事"
+department = "人事部 マイナンバー担当"
+postal_code = "100-0001"
+address = "東京都千代田区千代田1-1"
+phone = "03-0000-0000"
+# Where kits are returned; printed on the return-envelope label.
+return_address = "〒100-0001 東京都千代田区千代田1-1 株式会社サンプル商事 人事部 行"
+
+[review]
+# Double entry: an item is settled when two entries agree. true lets one operator key both entries.
+allow_same_operator = false
+
+[handlers]
+# A handler whose training is older than this cannot reveal or export numbers.
+training_valid_months = 12
+"""
+
+
+@dataclass(frozen=True)
+class Company:
+    name: str
+    department: str
+    postal_code: str
+    address: str
+    phone: str
+    return_address: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    db_url: str
+    company: Company
+    raw: dict = field(repr=False, default_factory=dict)
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.home / "store"
+
+    @property
+    def config_path(self) -> Path:
+        return self.home / "config.toml"
+
+    def section(self, name: str) -> dict:
+        return dict(self.raw.get(name, {}))
+
+
+def data_home() -> Path:
+    return Path(os.environ.get("MYNUMBER_HOME", "mynumber-data")).resolve()
+
+
+def database_url(home: Path) -> str:
+    return os.environ.get("MYNUMBER_DB_URL") or f"sqlite:///{home / 'mynumber.sqlite3'}"
+
+
+def load(home: Path | None = None) -> Settings:
+    home = home or data_home()
+    path = home / "config.toml"
+    text = path.read_text(encoding="utf-8") if path.exists() else DEFAULT_CONFIG
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    defaults = tomllib.loads(DEFAULT_CONFIG)
+    company_raw = {**defaults["company"], **raw.get("company", {})}
+    try:
+        company = Company(**{k: str(company_raw[k]) for k in Company.__dataclass_fields__})
+    except KeyError as exc:
+        raise ConfigError(f"{path}: [company] is missing {exc.args[0]!r}") from None
+    merged = {**defaults, **raw}
+    return Settings(home=home, db_url=database_url(home), company=company, raw=merged)
+
+
+def write_default_config(home: Path) -> bool:
+    """Create config.toml if absent. Returns True when it was created."""
+    path = home / "config.toml"
+    if path.exists():
+        return False
+    path.write_text(DEFAULT_CONFIG, encoding="utf-8")
+    return True

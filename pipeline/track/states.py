@@ -1,0 +1,23 @@
+"""Which state changes are allowed. Every change goes through `require`, so an illegal move is refused
+with a message that says what the object is, where it is, and what it cannot do."""
+from __future__ import annotations
+
+from ..errors import StateError
+
+KIT_TRANSITIONS: dict[str, frozenset[str]] = {
+    "printed": frozenset({"sent", "received", "void"}),   # received: handed over on site, never mailed
+    "sent": frozenset({"received", "returned_undeliverable", "lost"}),
+    "returned_undeliverable": frozenset({"sent", "void"}),
+    "lost": frozenset({"received", "void"}),
+    "received": frozenset({"complete", "incomplete", "refused"}),
+    "incomplete": frozenset({"complete", "incomplete", "refused"}),
+    "complete": frozenset({"incomplete"}),  # a later page can show a miswritten number
+    "refused": frozenset({"complete", "incomplete"}),   # a person may change their mind
+    "void": frozenset(),
+}
+
+
+def require(kind: str, code: str, current: str, target: str, table: dict[str, frozenset[str]]) -> None:
+    if target not in table.get(current, frozenset()):
+        allowed = ", ".join(sorted(table.get(current, ()))) or "nothing (final state)"
+        raise StateError(f"{kind} {code} is {current}; it cannot become {target} (from {current}: {allowed})")
