@@ -59,7 +59,7 @@ def print_kits(settings: config.Settings, roster_path: Path, out_pdf: Path, *, m
         imported = service.import_roster(session, rows, actor=actor, source=roster_path.name)
         registration = service.register_kits(session, [r.person_id for r in rows], layout, actor=actor, site=site)
         codes = [k.code for k in registration.kits]
-        total_pages = sum(len(k.pages) for k in registration.kits)
+        total_pages = sum(k.pages for k in registration.kits)
 
     values = company_values(settings, today or dt.date.today())
     out_pdf.parent.mkdir(parents=True, exist_ok=True)

@@ -8,9 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-import segno
-
 from ..layout import PageLayout
+from ..qrtag import matrix as qr_matrix
 from .compose import fields_in_use
 from .pdfwriter import Page, PdfWriter
 from .templates import fill
@@ -78,7 +77,7 @@ def _paragraphs(page: Page, writer: PdfWriter, paragraphs, values, x: float, y: 
 
 def draw_common(page: Page, layout: PageLayout, ctx: PageContext) -> None:
     qx, qy, qw, _ = layout.qr_mm
-    matrix = segno.make(ctx.qr_payload, error="m", micro=False).matrix
+    matrix = qr_matrix(ctx.qr_payload)
     page.modules(qx, qy, qw / len(matrix), matrix)
     s = layout.mark_size_mm
     for mx, my in layout.marks_mm:

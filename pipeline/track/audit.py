@@ -27,12 +27,17 @@ def link(prev_hash: str, event: Event) -> str:
 
 
 def _head(session: Session) -> ChainHead:
-    # FOR UPDATE serialises concurrent writers on PostgreSQL; SQLite's BEGIN IMMEDIATE already does.
+    # FOR UPDATE serialises concurrent writers on PostgreSQL; SQLite's BEGIN IMMEDIATE already does. The lock
+    # lasts until the transaction ends, so the row is read once per transaction, not once per event.
+    head = session.info.get("chain_head")
+    if head is not None and head in session:
+        return head
     head = session.execute(select(ChainHead).where(ChainHead.id == 1).with_for_update()).scalar_one_or_none()
     if head is None:
         head = ChainHead(id=1, seq=0, hash=GENESIS)
         session.add(head)
         session.flush()
+    session.info["chain_head"] = head
     return head
 
 
