@@ -18,6 +18,8 @@ COMMAND_MODULES = (
     "pipeline.commands.check",
     "pipeline.commands.roster",
     "pipeline.commands.kits",
+    "pipeline.commands.scan",
+    "pipeline.commands.numbers",
     "pipeline.commands.redact",
 )
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import selectinload
 from .. import config, db, layout
 from ..errors import InputError
 from ..kit.printing import print_kits
-from ..track import service
+from ..track import receiving, service
 from ..track.models import Kit
 
 
@@ -34,6 +34,11 @@ def register(sub) -> None:
     ls.add_argument("--state")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(handler=run_list)
+
+    st = ksub.add_parser("status", help="per kit: state, what is missing, and each number field's status")
+    st.add_argument("--json", action="store_true")
+    st.add_argument("--kit", help="only this kit")
+    st.set_defaults(handler=run_status)
 
     lo = ksub.add_parser("layout", help="print the form geometry (mm) used for printing and reading")
     lo.add_argument("--json", action="store_true", default=True)
@@ -125,4 +130,38 @@ def run_list(args) -> int:
 
 def run_layout(args) -> int:
     print(json.dumps(layout.load().to_json(), ensure_ascii=False, indent=1))
+    return 0
+
+
+def kit_statuses(settings, kit_code: str | None = None) -> list[dict]:
+    with db.session_scope(settings.db_url) as session:
+        q = select(Kit).options(selectinload(Kit.person), selectinload(Kit.pages)).order_by(Kit.site, Kit.code)
+        if kit_code:
+            q = q.where(Kit.code == kit_code)
+        out = []
+        for kit in session.execute(q).scalars():
+            _, missing, fields, _ = receiving.kit_report(session, kit)
+            out.append({"kit_id": kit.code, "person_id": kit.person.person_id, "site": kit.site, "state": kit.state,
+                        "missing": kit.missing if kit.state in ("complete", "incomplete") else [],
+                        "fields": fields,
+                        "received_at": kit.received_at.isoformat(timespec="seconds") if kit.received_at else None})
+        return out
+
+
+def run_status(args) -> int:
+    settings = config.load()
+    db.require_schema(settings.db_url)
+    rows = kit_statuses(settings, args.kit)
+    if args.json:
+        print(json.dumps({"kits": rows}, ensure_ascii=False, indent=1))
+        return 0
+    for r in rows:
+        fields = ", ".join(f"{k} {v}" for k, v in r["fields"].items())
+        print(f"{r['kit_id']} {r['person_id']:<10} {r['site']:<10} {r['state']:<10} {fields}")
+        for m in r["missing"]:
+            print(f"    missing: {m}")
+    counts = {}
+    for r in rows:
+        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no kits")
     return 0

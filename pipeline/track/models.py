@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import (JSON, BigInteger, Date, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint,
-                        Index)
+from sqlalchemy import (JSON, BigInteger, Date, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String,
+                        UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -64,6 +64,10 @@ class Kit(Base):
     tracking_number: Mapped[str | None] = mapped_column(String(64))
     printed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    received_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    received_site: Mapped[str | None] = mapped_column(String(100))
+    received_by: Mapped[str | None] = mapped_column(String(100))
+    missing: Mapped[list] = mapped_column(JSON, default=list)  # what an incomplete kit still lacks
 
     person: Mapped[Person] = relationship(back_populates="kits")
     pages: Mapped[list["KitPage"]] = relationship(
@@ -123,3 +127,82 @@ class Counter(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class DataKey(Base):
+    """A per-record data key, stored only wrapped by the master key. Destroying it is crypto-erasure."""
+    __tablename__ = "data_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    wrapped: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    destroyed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    destroyed_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class StoredFile(Base):
+    """An encrypted file under <home>/store (a redacted ID copy, a field crop for review, a scanned form)."""
+    __tablename__ = "stored_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    relpath: Mapped[str] = mapped_column(String(200), unique=True)
+    data_key_id: Mapped[int] = mapped_column(ForeignKey("data_keys.id"))
+    size: Mapped[int] = mapped_column(Integer)
+    kit_id: Mapped[int | None] = mapped_column(ForeignKey("kits.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ScannedPage(Base):
+    """One page of one scanned file, whatever it turned out to be. (source_sha256, page_index) makes
+    re-running the same batch a no-op."""
+    __tablename__ = "scanned_pages"
+    __table_args__ = (UniqueConstraint("source_sha256", "page_index"), Index("ix_scanned_pages_kit", "kit_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    source_name: Mapped[str] = mapped_column(String(300))
+    page_index: Mapped[int] = mapped_column(Integer)
+    # kit_page | id_copy | duplicate | foreign | rejected_tag | problem | unassigned
+    status: Mapped[str] = mapped_column(String(24))
+    kit_id: Mapped[int | None] = mapped_column(ForeignKey("kits.id"))
+    document: Mapped[str | None] = mapped_column(String(32))
+    doc_page: Mapped[int | None] = mapped_column(Integer)
+    message: Mapped[str | None] = mapped_column(String(500))
+    checks: Mapped[dict] = mapped_column(JSON, default=dict)   # consent ticked, signed, numbers covered ...
+    stored_file_id: Mapped[int | None] = mapped_column(ForeignKey("stored_files.id"))
+    operator: Mapped[str] = mapped_column(String(100))
+    site: Mapped[str | None] = mapped_column(String(100))
+    scanned_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class NumberRecord(Base):
+    """The state of one number field of one kit. The number itself only as ciphertext + keyed hash."""
+    __tablename__ = "number_records"
+    __table_args__ = (UniqueConstraint("kit_id", "field"), Index("ix_number_records_hash", "number_hash"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kit_id: Mapped[int] = mapped_column(ForeignKey("kits.id"))
+    field: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # accepted | review | miswritten | empty
+    ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    number_hash: Mapped[str | None] = mapped_column(String(64))
+    data_key_id: Mapped[int | None] = mapped_column(ForeignKey("data_keys.id"))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    source: Mapped[str | None] = mapped_column(String(16))  # reader | review
+    scanned_page_id: Mapped[int | None] = mapped_column(ForeignKey("scanned_pages.id"))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class ReviewItem(Base):
+    """A field the reader was not sure of: a person keys it (double entry) from the encrypted crop."""
+    __tablename__ = "review_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number_record_id: Mapped[int] = mapped_column(ForeignKey("number_records.id"))
+    crop_file_id: Mapped[int | None] = mapped_column(ForeignKey("stored_files.id"))
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open | settled | closed
+    reason: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    settled_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
