@@ -44,10 +44,12 @@ def run(args) -> int:
 
 
 def report(summary, as_json: bool) -> None:
+    s = summary.as_dict()["summary"]
     if as_json:
         print(json.dumps(summary.as_dict(), ensure_ascii=False))
+        for problem in s["problems"]:
+            print(f"problem: {problem}", file=sys.stderr)
         return
-    s = summary.as_dict()["summary"]
     print(f"{s['pages']} pages from {s['files']} file(s) in {s['seconds']:.1f} s"
           + (f" ({s['pages_per_minute']:.0f} pages/min)" if s["pages_per_minute"] else "")
           + (f"; {s['already_recorded']} already recorded" if s["already_recorded"] else ""))

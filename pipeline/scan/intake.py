@@ -65,6 +65,16 @@ class Summary:
                             "pages_per_minute": round(60 * self.pages / self.seconds, 1) if self.seconds else None}}
 
 
+def _reason(problem: sources.PageProblem, path: Path) -> str:
+    """The problem without the file and page it is about (they are shown beside it)."""
+    message = problem.message
+    for prefix in (f"{path} page {problem.index}: ", f"{path}: ", f"{path.name} page {problem.index}: ",
+                   f"{path.name}: "):
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message
+
+
 def _file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -175,7 +185,7 @@ class Intake:
                 if state.sha is None:
                     state.sha = _file_sha256(path) if path.is_file() else "0" * 64
                 facts = PageFacts(source_sha256=state.sha, source_name=path.name, page_index=item.index or 0,
-                                  status="problem", message=item.message)
+                                  status="problem", message=_reason(item, path))
                 queue.append((facts, None))
             else:
                 state.sha = item.source_sha256
@@ -242,7 +252,8 @@ class Intake:
         if facts.kit_code:
             summary.kits.add(facts.kit_code)
         if status in PROBLEM_STATUSES:
-            summary.problems.append(f"{facts.source_name} page {facts.page_index}: {message}")
+            where = f"{facts.source_name} page {facts.page_index}" if facts.page_index else facts.source_name
+            summary.problems.append(f"{where}: {message}")
         if json_out is not None:
             json_out.write(json.dumps({
                 "file": facts.source_name, "page": facts.page_index, "status": status, "kit": facts.kit_code,

@@ -16,7 +16,7 @@ from .. import number, qrtag
 from ..kit.compose import fields_in_use
 from ..layout import KitLayout, PageLayout
 from ..track.receiving import FieldOutcome, PageFacts
-from . import align, fields, qr
+from . import align, fields, printed, qr
 from .sources import PageImage
 
 
@@ -37,6 +37,7 @@ class IntakeContext:
     kit_info: Callable[[str], KitInfo | None]     # looks a kit up (cached by the driver)
     read_field: Callable                           # (crops) -> fusion.FieldResult
     redact: Callable | None                        # (PIL image, dpi) -> redaction result, or None to skip
+    second_reader: bool = True                     # tesseract as an independent check of unsure fields
 
 
 @dataclass
@@ -116,6 +117,7 @@ def read_numbers(work: PageWork, ctx: IntakeContext) -> None:
     if work.facts.status != "kit_page" or not work.page_layout.number_fields:
         return
     info = ctx.kit_info(work.facts.kit_code)
+    unsure = []  # (outcome, crops, reading) the classifier alone would send to review
     for name in fields_in_use(work.facts.document, work.facts.doc_page, info.dependents):
         number_field = work.page_layout.field_named(name)
         crops = fields.box_crops(work.gray, work.transform, number_field)
@@ -127,10 +129,25 @@ def read_numbers(work: PageWork, ctx: IntakeContext) -> None:
             outcome.digits = reading.digits
         elif result.decision == "blank" and 0 < result.empty_boxes < 12:
             outcome.decision, outcome.reason = "review", f"{result.empty_boxes} of 12 boxes empty"
+        elif result.decision in ("review", "miswritten") and reading is not None and ctx.second_reader:
+            unsure.append((outcome, crops, reading))
+        work.facts.fields.append(outcome)
+    if unsure:
+        second = printed.read_strips([printed.digits_strip(crops) for _, crops, _ in unsure])
+        for (outcome, _, reading), other in zip(unsure, second):
+            if other is None or other != reading.raw_digits:
+                continue
+            if number.is_valid_digits(other):
+                outcome.decision, outcome.digits, outcome.reason = "accept", other, None
+                outcome.confidence = float(reading.posterior_of_raw)
+                work.facts.checks.setdefault("agreed_by_two_readers", []).append(outcome.field)
+            else:
+                outcome.decision, outcome.reason = "miswritten", "both readers read a number whose check digit fails"
+    for outcome in work.facts.fields:
         if outcome.decision in ("review", "miswritten"):
+            number_field = work.page_layout.field_named(outcome.field)
             ok, png = cv2.imencode(".png", fields.field_strip(work.gray, work.transform, number_field))
             outcome.crop_png = png.tobytes()
-        work.facts.fields.append(outcome)
 
 
 def check_marks(work: PageWork, ctx: IntakeContext) -> None:
