@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "pipeline.commands.kits",
     "pipeline.commands.scan",
     "pipeline.commands.numbers",
+    "pipeline.commands.review",
     "pipeline.commands.redact",
 )
 

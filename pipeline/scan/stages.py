@@ -127,7 +127,7 @@ def read_numbers(work: PageWork, ctx: IntakeContext) -> None:
                                confidence=None if reading is None else float(reading.probability))
         if result.decision == "accept":
             outcome.digits = reading.digits
-        elif result.decision == "blank" and 0 < result.empty_boxes < 12:
+        elif 0 < result.empty_boxes < 12:
             outcome.decision, outcome.reason = "review", f"{result.empty_boxes} of 12 boxes empty"
         elif result.decision in ("review", "miswritten") and reading is not None and ctx.second_reader:
             unsure.append((outcome, crops, reading))

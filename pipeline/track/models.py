@@ -206,3 +206,14 @@ class ReviewItem(Base):
     reason: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     settled_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class ReviewEntry(Base):
+    """One operator's keyed entry for a review item: only a keyed hash of what was typed, never the number."""
+    __tablename__ = "review_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    review_item_id: Mapped[int] = mapped_column(ForeignKey("review_items.id"), index=True)
+    operator: Mapped[str] = mapped_column(String(100))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+    entered_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

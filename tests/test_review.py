@@ -1,0 +1,123 @@
+"""Review station: double entry settles items, disagreements go to a third operator, bad entries are refused."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from pipeline import db, layout, number
+from pipeline.track.models import Event
+from tests import scansim
+from tests.test_scan import ROSTER, _print_kits, _use_home
+
+DPI = 200
+
+
+@pytest.fixture
+def queued(tmp_path, monkeypatch, cli):
+    """A data home whose scan left two review items: fields with boxes the person left empty."""
+    home = tmp_path / "home"
+    rows = _print_kits(home, tmp_path)
+    settings = _use_home(home, monkeypatch)
+    rng = np.random.default_rng(4)
+    kit_layout = layout.load()
+    pages, meant = [], {}
+    for i, row in enumerate(rows):
+        if row["document"] != "provision_form" or row["person_id"] not in ("E0001", "E0002"):
+            continue
+        page_layout = kit_layout.documents["provision_form"].page(1)
+        img = scansim.rasterise(tmp_path / "kits.pdf", i, DPI)
+        full = scansim.random_valid_number(rng)
+        meant[(row["person_id"], "self")] = full
+        scansim.write_digits(img, page_layout, "self", full[:9] + "   ", DPI, style="printed", rng=rng)
+        scansim.tick_checkbox(img, page_layout, "consent", DPI, rng)
+        scansim.sign(img, page_layout, "signature", DPI, rng)
+        pages.append(scansim.degrade(img, DPI, rng, rotate=90, noise=3.0, jpeg_quality=85))
+    scansim.make_scan_pdf(pages, tmp_path / "scan.pdf")
+    code, out, err = cli("scan", tmp_path / "scan.pdf", "--json")
+    assert code == 0, err
+    return settings, meant
+
+
+def _key(cli, monkeypatch, operator, answers):
+    feed = iter(answers)
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(feed))
+    return cli("review", actor=operator)
+
+
+def test_double_entry_settles_and_export_has_the_number(queued, cli, monkeypatch, tmp_path):
+    settings, meant = queued
+    code, out, _ = cli("review", "--json")
+    items = json.loads(out)["items"]
+    assert len(items) == 2 and all(i["reason"] == "3 of 12 boxes empty" for i in items)
+    assert not any(n in out for n in meant.values())
+    by_kit = {i["kit"]: i for i in items}
+    person_of_kit = {}
+    with db.session_scope(settings.db_url) as s:
+        from pipeline.track.models import Kit
+        for kit in s.execute(select(Kit)).scalars():
+            person_of_kit[kit.code] = kit.person.person_id
+    order = [meant[(person_of_kit[i["kit"]], "self")] for i in items]   # the queue is shown oldest first
+
+    bad = order[0][:11] + str((int(order[0][11]) + 1) % 10)
+    code, out, err = _key(cli, monkeypatch, "alice", [bad, order[0], order[1]])
+    assert code == 0 and "does not match" in err          # the check digit refused it at the prompt
+    assert out.count("a second operator must key it") == 2
+    assert "█" in out or "▀" in out                        # the crop was shown
+    assert not any(n in out + err for n in meant.values())
+
+    code, out, _ = _key(cli, monkeypatch, "alice", ["q"])
+    assert "no review items left for alice" in out         # alice cannot key her own items twice
+
+    code, out, _ = _key(cli, monkeypatch, "bob", [order[0], order[1]])
+    assert out.count("settled") == 2
+
+    code, out, _ = cli("review", "--json")
+    assert json.loads(out)["items"] == []
+    assert cli("numbers", "export", "--out", tmp_path / "n.csv")[0] == 0
+    exported = {(r["person_id"], r["field"]): r["number"] for r in csv.DictReader((tmp_path / "n.csv").open())}
+    assert exported == meant
+    code, out, _ = cli("kits", "status", "--json")
+    states = {k["person_id"]: k for k in json.loads(out)["kits"]}
+    assert states["E0002"]["state"] == "incomplete" and states["E0002"]["missing"] == ["ID copy"]
+    assert states["E0002"]["fields"] == {"self": "accepted"}
+    with db.session_scope(settings.db_url) as s:
+        actions = [e.action for e in s.execute(select(Event).order_by(Event.seq)).scalars()]
+        details = [json.dumps(e.details) for e in s.execute(select(Event)).scalars()]
+    assert actions.count("review.entry") == 4 and actions.count("review.settled") == 2
+    assert "review.entry_refused" in actions and actions.count("review.crop_shown") >= 4
+    assert not any(n in d for n in meant.values() for d in details)
+
+
+def test_disagreement_goes_to_a_third_operator(queued, cli, monkeypatch):
+    settings, meant = queued
+    code, out, _ = cli("review", "--json")
+    first = json.loads(out)["items"][0]
+    right = [n for n in meant.values()][0]
+    # whichever item is first, the two operators type two different valid numbers
+    wrong = scansim.random_valid_number(np.random.default_rng(99))
+    _key(cli, monkeypatch, "alice", [right, "q"])
+    code, out, _ = _key(cli, monkeypatch, "bob", [wrong, "q"])
+    assert "entries disagree" in out
+    code, out, _ = cli("review", "--json")
+    item = [i for i in json.loads(out)["items"] if i["id"] == first["id"]][0]
+    assert item["entries"] == 2 and item["operators"] == ["alice", "bob"]
+    code, out, _ = _key(cli, monkeypatch, "carol", [right, "q"])
+    assert "settled" in out
+
+
+def test_same_operator_twice_only_when_configured(queued, cli, monkeypatch):
+    settings, meant = queued
+    config_path = settings.config_path
+    config_path.write_text(config_path.read_text(encoding="utf-8").replace(
+        "allow_same_operator = false", "allow_same_operator = true"), encoding="utf-8")
+    code, out, _ = cli("review", "--json")
+    n = len(json.loads(out)["items"])
+    values = list(meant.values())
+    _key(cli, monkeypatch, "alice", [values[0], "q"])
+    code, out, _ = _key(cli, monkeypatch, "alice", [values[0], "q"])
+    assert "settled" in out or "disagree" in out
+    assert number.is_valid_digits(values[0])
