@@ -219,6 +219,9 @@ def test_rerun_is_a_no_op_and_a_killed_run_converges(scenario, tmp_path, monkeyp
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    time.sleep(1.0)  # worker processes die with their parent, not linger
+    lingering = subprocess.run(["pgrep", "-f", f"pipeline.cli scan {scenario.files[0]}"], capture_output=True, text=True)
+    assert lingering.stdout.strip() == ""
     with db.session_scope(killed.db_url) as s:
         partial = s.scalar(select(func.count()).select_from(ScannedPage))
     assert 0 < partial < len(expected["pages"])

@@ -124,8 +124,25 @@ def build_context(settings: config.Settings, read_field: Callable | None = None,
 _WORKER_CTX: IntakeContext | None = None
 
 
+def _die_with_parent() -> None:
+    """A worker must not outlive an intake that was killed (SIGKILL reaches only the parent)."""
+    import ctypes
+    import signal
+    import threading
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        parent = os.getppid()
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(1)
+        threading.Thread(target=watch, daemon=True).start()
+
+
 def _worker_init(home: str, db_url: str) -> None:
-    import os
+    _die_with_parent()
     global _WORKER_CTX
     os.environ["MYNUMBER_HOME"] = home
     os.environ["MYNUMBER_DB_URL"] = db_url
