@@ -217,3 +217,128 @@ class ReviewEntry(Base):
     operator: Mapped[str] = mapped_column(String(100))
     entry_hash: Mapped[str] = mapped_column(String(64))
     entered_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# --- issue 6: users, documents, transfers, storage, reminders, refusals, disposal -------------------------
+
+class User(Base):
+    """A person who acts in the system. Roles: mailroom, handler (事務取扱担当者), manager (責任者), auditor,
+    admin. Handlers must be appointed in writing and trained to reveal or export numbers."""
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(default=True)
+    appointed_on: Mapped[dt.date | None] = mapped_column(Date)
+    appointed_by: Mapped[str | None] = mapped_column(String(100))
+    trained_on: Mapped[dt.date | None] = mapped_column(Date)
+    password_hash: Mapped[str | None] = mapped_column(String(200))   # web login (memory-hard hash)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class StorageLocation(Base):
+    """A locked cabinet, or a numbered box at an outside storage company."""
+    __tablename__ = "storage_locations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)     # e.g. CAB-本社-1, BOX-42
+    kind: Mapped[str] = mapped_column(String(16))                   # cabinet | box
+    site: Mapped[str | None] = mapped_column(String(100))
+    provider: Mapped[str | None] = mapped_column(String(200))       # outside storage company, for boxes
+    description: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Document(Base):
+    """One returned paper document (a form page or an ID copy), from receipt to disposal.
+    States: received -> checked -> stored -> disposal_due -> disposed (and lost)."""
+    __tablename__ = "documents"
+    __table_args__ = (Index("ix_documents_kit", "kit_id"), Index("ix_documents_due", "disposal_due_on"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)      # D0000001
+    kit_id: Mapped[int] = mapped_column(ForeignKey("kits.id"))
+    scanned_page_id: Mapped[int | None] = mapped_column(ForeignKey("scanned_pages.id"), unique=True)
+    document: Mapped[str] = mapped_column(String(32))               # provision_form, ..., id_copy
+    doc_page: Mapped[int | None] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="received")
+    location_id: Mapped[int | None] = mapped_column(ForeignKey("storage_locations.id"))
+    retention_rule: Mapped[str | None] = mapped_column(String(64))
+    disposal_due_on: Mapped[dt.date | None] = mapped_column(Date)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    checked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    stored_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    disposed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    disposal_batch_id: Mapped[int | None] = mapped_column(ForeignKey("disposal_batches.id"))
+
+
+class Transfer(Base):
+    """A package sent between sites. Confirmed on receipt; unconfirmed after N days it is overdue."""
+    __tablename__ = "transfers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)      # T0000001
+    from_site: Mapped[str] = mapped_column(String(100))
+    to_site: Mapped[str] = mapped_column(String(100))
+    sender: Mapped[str] = mapped_column(String(100))
+    carrier: Mapped[str] = mapped_column(String(40))
+    tracking_number: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="in_transit")  # in_transit | received | lost
+    sent_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    due_days: Mapped[int] = mapped_column(Integer, default=3)
+    received_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    received_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class TransferItem(Base):
+    __tablename__ = "transfer_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    transfer_id: Mapped[int] = mapped_column(ForeignKey("transfers.id"), index=True)
+    kit_id: Mapped[int | None] = mapped_column(ForeignKey("kits.id"))
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
+
+
+class Reminder(Base):
+    """One attempt to get a kit back (督促): letter, e-mail, phone call or visit, in a numbered round."""
+    __tablename__ = "reminders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kit_id: Mapped[int] = mapped_column(ForeignKey("kits.id"), index=True)
+    round: Mapped[int] = mapped_column(Integer)
+    method: Mapped[str] = mapped_column(String(16))                 # letter | email | phone | visit
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    by: Mapped[str] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(String(500))
+
+
+class Refusal(Base):
+    """A person's refusal to provide the number, with the reason and the evidence document."""
+    __tablename__ = "refusals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kit_id: Mapped[int] = mapped_column(ForeignKey("kits.id"), index=True)
+    reasons: Mapped[list] = mapped_column(JSON, default=list)
+    note: Mapped[str | None] = mapped_column(String(500))
+    evidence_page_id: Mapped[int | None] = mapped_column(ForeignKey("scanned_pages.id"))
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    recorded_by: Mapped[str] = mapped_column(String(100))
+
+
+class DisposalBatch(Base):
+    """One disposal (廃棄/削除) with who did it, under whose responsibility, and the contractor's certificate."""
+    __tablename__ = "disposal_batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)      # DB0000001
+    method: Mapped[str] = mapped_column(String(24))                 # shredding | dissolving | deletion
+    executor: Mapped[str] = mapped_column(String(100))
+    manager: Mapped[str] = mapped_column(String(100))
+    contractor: Mapped[str | None] = mapped_column(String(200))
+    certificate_number: Mapped[str | None] = mapped_column(String(64))
+    executed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    certificate_file: Mapped[str | None] = mapped_column(String(300))
+    reconciliation: Mapped[dict] = mapped_column(JSON, default=dict)

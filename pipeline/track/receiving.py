@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from ..kit.compose import fields_in_use
 from . import audit
-from .models import Kit, NumberRecord, ReviewItem, ScannedPage, utcnow
+from .models import Document, Kit, NumberRecord, ReviewItem, ScannedPage, utcnow
 from .sealed import Sealer
 
 RECEIVABLE = ("printed", "sent", "returned_undeliverable", "lost")
@@ -83,6 +83,7 @@ def record_page(session: Session, sealer: Sealer, facts: PageFacts, *, actor: st
                      site=site, details={**where, "reason": facts.message} | _public_checks(facts.checks))
         return page
     _receive(session, kit, facts, actor=actor, site=site)
+    add_document(session, kit, page, actor=actor, site=site)
     audit.append(session, actor=actor, action="page.received" if status == "kit_page" else "idcopy.received",
                  object_type="kit", object_id=kit.code, site=site,
                  details={**where, "document": facts.document, "doc_page": facts.doc_page} | _public_checks(facts.checks))
@@ -102,9 +103,25 @@ def assign_unassigned(session: Session, pages: list[int], kit_code: str, *, acto
             continue
         page.status, page.kit_id = "id_copy", kit.id
         page.message = "untagged page assigned to the kit of the next tagged page"
+        add_document(session, kit, page, actor=actor, site=site)
         audit.append(session, actor=actor, action="idcopy.assigned", object_type="kit", object_id=kit.code, site=site,
                      details={"file": page.source_name, "page": page.page_index})
     recompute(session, kit, actor=actor, site=site)
+
+
+def add_document(session: Session, kit: Kit, page: ScannedPage, *, actor: str, site: str | None) -> Document:
+    """The paper this page is: tracked from here to storage and disposal."""
+    from .service import reserve
+    document = Document(code=f"D{reserve(session, 'document', 1):07d}", kit_id=kit.id, scanned_page_id=page.id,
+                        document=page.document or "id_copy", doc_page=page.doc_page, state="received")
+    session.add(document)
+    session.flush()
+    from . import retention
+    retention.plan(session, document, kit, actor=actor)
+    audit.append(session, actor=actor, action="document.received", object_type="document", object_id=document.code,
+                 site=site, details={"kit": kit.code, "document": document.document, "doc_page": document.doc_page,
+                                     "file": page.source_name, "page": page.page_index})
+    return document
 
 
 def _public_checks(checks: dict) -> dict:
