@@ -109,6 +109,8 @@ def one_scan(folder: str) -> dict:
     shutil.rmtree(home)
     shutil.copytree(Path(folder) / "home", home)
     os.environ["MYNUMBER_HOME"] = str(home)
+    from pipeline.commands.init import initialise
+    initialise(config.load(), "bench")   # a cached home may predate the newest migration
     try:
         intake = Intake(config.load(), actor="bench", site="本社")
         t0 = time.perf_counter()

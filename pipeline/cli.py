@@ -11,10 +11,11 @@ import logging
 import os
 import sys
 
-from .errors import MyNumberError
+from .errors import MyNumberError, PermissionDenied
 
 COMMAND_MODULES = (
     "pipeline.commands.init",
+    "pipeline.commands.users",
     "pipeline.commands.check",
     "pipeline.commands.roster",
     "pipeline.commands.kits",
@@ -39,7 +40,37 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    _label_leaves(parser, "")
     return parser
+
+
+def _label_leaves(parser: argparse.ArgumentParser, path: str) -> None:
+    """Give every command its dotted path ('kits.print'): the key of the permission table."""
+    if path:
+        parser.set_defaults(command_path=path)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                _label_leaves(child, f"{path}.{name}" if path else name)
+
+
+def authorise(args) -> None:
+    """Refuse (and log the refusal) unless the acting user's role allows this command."""
+    from . import config, db
+    from .track import roles, users
+    path = getattr(args, "command_path", "")
+    if not path or path.split(".")[0] in roles.OPEN:
+        return
+    settings = config.load()
+    db.require_schema(settings.db_url)
+    months = int(settings.section("handlers").get("training_valid_months", 12))
+    try:
+        with db.session_scope(settings.db_url) as session:
+            users.authorise(session, args.actor, path, training_months=months)
+    except PermissionDenied as refusal:
+        with db.session_scope(settings.db_url) as session:
+            users.log_refusal(session, args.actor, path, refusal.message)
+        raise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        authorise(args)
         result = handler(args)
     except MyNumberError as exc:
         print(f"mynumber: error: {exc.message}", file=sys.stderr)

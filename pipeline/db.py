@@ -58,10 +58,31 @@ def migrate(url: str) -> None:
         command.upgrade(cfg, "head")
 
 
+@lru_cache(maxsize=1)
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def current_revision(url: str) -> str | None:
+    engine = engine_for(url)
+    if not inspect(engine).has_table("alembic_version"):
+        return None
+    with engine.connect() as conn:
+        return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+
+
+@lru_cache(maxsize=8)
 def require_schema(url: str) -> None:
+    """Refuse to work on a database that is not initialised, or older than this program (checked once)."""
     engine = engine_for(url)
     if not inspect(engine).has_table("alembic_version"):
         raise ConfigError("the database is not initialised: run `mynumber init` first")
+    with engine.connect() as conn:
+        current = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    if current != head_revision():
+        raise ConfigError(f"the database schema is at revision {current}, this program needs {head_revision()}: "
+                          "run `mynumber init` to upgrade it")
 
 
 @contextlib.contextmanager

@@ -5,7 +5,42 @@ from pathlib import Path
 
 import pytest
 
+# Which database the `home` fixture gives tests: "sqlite" (default) or "postgresql" (scripts/test.sh runs both).
+TEST_DB = os.environ.get("MYNUMBER_TEST_DB", "sqlite").lower()
+if TEST_DB not in ("sqlite", "postgresql"):
+    raise pytest.UsageError(f"MYNUMBER_TEST_DB={TEST_DB!r}: allowed values are sqlite and postgresql")
+
 SHARED_DATA = Path(os.environ.get("MYNUMBER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "db: uses the product database; the PostgreSQL pass runs exactly these tests. "
+                            "Every test using the `home` fixture is marked automatically.")
+    config.addinivalue_line("markers", "sqlite_only(reason): uses the database but cannot or need not run on "
+                            "PostgreSQL (e.g. copies a SQLite data home); left out of the PostgreSQL pass.")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark database tests; in the PostgreSQL pass, run only those (the rest would repeat the SQLite pass)."""
+    for item in items:
+        if "home" in item.fixturenames and not item.get_closest_marker("sqlite_only"):
+            item.add_marker(pytest.mark.db)
+    if TEST_DB != "postgresql":
+        return
+    keep, drop = [], []
+    for item in items:
+        on_pg = item.get_closest_marker("db") is not None and item.get_closest_marker("sqlite_only") is None
+        (keep if on_pg else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def pytest_report_header(config):
+    if TEST_DB == "postgresql":
+        from tests import pg
+        return f"database: PostgreSQL (throwaway server {pg.server().rsplit('/', 1)[0]}; tests marked `db` only)"
+    return "database: SQLite"
 
 
 def shared(*parts: str) -> Path:
@@ -16,33 +51,77 @@ def shared(*parts: str) -> Path:
     return path
 
 
+# The users every test data home has: one per role (hr is an appointed, trained handler).
+TEST_USERS = {"tester": ["admin"], "hr": ["handler"], "mailroom": ["mailroom"], "manager": ["manager"],
+              "auditor": ["auditor"]}
+_DEFAULT_ORDER = ("hr", "mailroom", "manager", "auditor", "tester")
+
+
+def add_users(settings, users: dict[str, list[str]]) -> None:
+    """Create users (handlers appointed and trained today) in a data home, as its admin would."""
+    import datetime as dt
+    from pipeline import db
+    from pipeline.track import users as users_mod
+    with db.session_scope(settings.db_url) as session:
+        for name, roles in users.items():
+            if users_mod.get(session, name) is None:
+                users_mod.add(session, name, roles, actor="tester")
+            if "handler" in roles:
+                users_mod.appoint(session, name, dt.date.today(), actor="manager")
+                users_mod.train(session, name, dt.date.today(), actor="manager")
+
+
+def default_actor(argv: list[str]) -> str:
+    """A test user whose role may run this command (tests name an actor only when it matters)."""
+    from pipeline.cli import build_parser
+    from pipeline.track.roles import permission_for
+    try:
+        path = getattr(build_parser().parse_args(argv), "command_path", "")
+    except SystemExit:
+        return "tester"
+    allowed = permission_for(path) or frozenset()
+    for name in _DEFAULT_ORDER:
+        if set(TEST_USERS[name]) & allowed:
+            return name
+    return "tester"
+
+
 class CLI:
     def __init__(self, capsys):
         self.capsys = capsys
 
-    def __call__(self, *argv: str, actor: str = "tester"):
+    def __call__(self, *argv: str, actor: str | None = None):
         from pipeline.cli import main
+        argv = [str(a) for a in argv]
+        actor = actor or default_actor(argv)
         self.capsys.readouterr()
-        code = main(["--as", actor, *map(str, argv)])
+        code = main(["--as", actor, *argv])
         out, err = self.capsys.readouterr()
         return code, out, err
 
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
-    """A fresh, initialised data home (SQLite unless MYNUMBER_TEST_DB_URL names another database)."""
+    """A fresh, initialised data home. Its database is SQLite in the home, or, in the PostgreSQL pass
+    (MYNUMBER_TEST_DB=postgresql), a new database on the throwaway server named by MYNUMBER_DB_URL."""
     data = tmp_path / "data"
     monkeypatch.setenv("MYNUMBER_HOME", str(data))
-    url = os.environ.get("MYNUMBER_TEST_DB_URL")
-    if url:
+    url = None
+    if TEST_DB == "postgresql":
+        from tests import pg
+        url = pg.fresh_database()
         monkeypatch.setenv("MYNUMBER_DB_URL", url)
-        from tests.pg import reset_database
-        reset_database(url)
+    else:
+        monkeypatch.delenv("MYNUMBER_DB_URL", raising=False)
     from pipeline import config
     from pipeline.commands.init import initialise
     settings = config.load()
     initialise(settings, "tester")
-    return settings
+    add_users(settings, TEST_USERS)
+    yield settings
+    if url:
+        from tests import pg
+        pg.drop_database(url)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from pipeline import db, layout, number
 from pipeline.track.models import Event
 from tests import scansim
+from tests.conftest import add_users
 from tests.test_scan import ROSTER, _print_kits, _use_home
 
 DPI = 200
@@ -22,6 +23,7 @@ def queued(tmp_path, monkeypatch, cli):
     home = tmp_path / "home"
     rows = _print_kits(home, tmp_path)
     settings = _use_home(home, monkeypatch)
+    add_users(settings, {"alice": ["handler"], "bob": ["handler"], "carol": ["handler"]})
     rng = np.random.default_rng(4)
     kit_layout = layout.load()
     pages, meant = [], {}

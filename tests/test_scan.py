@@ -23,7 +23,7 @@ from pipeline import config, db, layout
 from pipeline.track import audit
 from pipeline.track.models import Event, Kit, NumberRecord, ScannedPage
 from tests import idcards, scansim
-from tests.conftest import shared
+from tests.conftest import TEST_USERS, add_users, shared
 
 REPO = Path(__file__).resolve().parents[1]
 ROSTER = REPO / "kits" / "examples" / "roster.csv"
@@ -41,7 +41,9 @@ def _print_kits(home: Path, out: Path) -> list[dict]:
     env.pop("MYNUMBER_DB_URL", None)
     run = lambda *a: subprocess.run([sys.executable, "-m", "pipeline.cli", *a], env=env, check=True,
                                     capture_output=True, text=True)
-    run("init")
+    run("--as", "tester", "init")
+    add_users(config.load(home), TEST_USERS)
+    db.engine_for(config.database_url(home)).dispose()
     run("kits", "print", str(ROSTER), "--out", str(out / "kits.pdf"), "--manifest", str(out / "manifest.csv"))
     return list(csv.DictReader((out / "manifest.csv").open(encoding="utf-8")))
 
@@ -146,7 +148,7 @@ def _state(settings) -> dict:
 
 def test_round_trip_every_kit_and_number(scenario, tmp_path, monkeypatch, cli):
     settings = scenario.home(tmp_path, monkeypatch)
-    code, out, err = cli("scan", *scenario.files, "--site", "本社", "--operator", "mailroom1", "--json", actor="mailroom1")
+    code, out, err = cli("scan", *scenario.files, "--site", "本社", "--operator", "mailroom", "--json", actor="mailroom")
     assert code == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
     summary = lines[-1]["summary"]
@@ -166,7 +168,7 @@ def test_round_trip_every_kit_and_number(scenario, tmp_path, monkeypatch, cli):
     assert {p["kit"] for p in id_pages} == {k["E0001"], k["E0003"]}
     assert all(p["checks"]["numbers_covered"] >= 1 and p["checks"]["proof_clean"] for p in id_pages)
 
-    code, out, _ = cli("numbers", "export", "--out", tmp_path / "export.csv", actor="handler1")
+    code, out, _ = cli("numbers", "export", "--out", tmp_path / "export.csv", actor="hr")
     assert code == 0
     exported = {(r["person_id"], r["field"]): r["number"]
                 for r in csv.DictReader((tmp_path / "export.csv").open(encoding="utf-8"))}
@@ -208,7 +210,7 @@ def test_rerun_is_a_no_op_and_a_killed_run_converges(scenario, tmp_path, monkeyp
     assert _state(reference) == expected
 
     killed = _use_home(shutil.copytree(scenario.template, tmp_path / "killed"), monkeypatch)
-    env = {**os.environ, "MYNUMBER_HOME": str(killed.home), "MYNUMBER_USER": "tester"}
+    env = {**os.environ, "MYNUMBER_HOME": str(killed.home), "MYNUMBER_USER": "mailroom"}
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "scan", *map(str, scenario.files)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -225,7 +227,7 @@ def test_rerun_is_a_no_op_and_a_killed_run_converges(scenario, tmp_path, monkeyp
     with db.session_scope(killed.db_url) as s:
         partial = s.scalar(select(func.count()).select_from(ScannedPage))
     assert 0 < partial < len(expected["pages"])
-    assert cli("scan", *scenario.files, actor="tester")[0] == 0
+    assert cli("scan", *scenario.files)[0] == 0
     assert _state(killed) == expected
 
 

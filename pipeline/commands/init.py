@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 from .. import config, db, vault
-from ..track import audit
+from sqlalchemy import select
+
+from ..track import audit, users
+from ..track.models import User
 
 
 def register(sub) -> None:
@@ -21,9 +24,16 @@ def initialise(settings: config.Settings, actor: str) -> list[str]:
         if vault.ensure_key(settings.keys_dir, name):
             created.append(f"key {name}")
     settings.store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    before = db.current_revision(settings.db_url)
     db.migrate(settings.db_url)
-    if created:
-        with db.session_scope(settings.db_url) as session:
+    db.require_schema.cache_clear()
+    if before != db.head_revision():
+        created.append(f"schema {before or 'empty'} -> {db.head_revision()}")
+    with db.session_scope(settings.db_url) as session:
+        if session.execute(select(User.id).limit(1)).first() is None:
+            users.add(session, actor, ["admin"], actor=actor)   # the first user administers the others
+            created.append(f"first admin {actor}")
+        if created:
             audit.append(session, actor=actor, action="system.initialised", object_type="system",
                          object_id="data_home", details={"created": created})
     return created

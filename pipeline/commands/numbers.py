@@ -21,6 +21,10 @@ def register(sub) -> None:
     ex.add_argument("--out", type=Path, required=True)
     ex.add_argument("--reason", default="payroll import", help="why the numbers are exported (logged)")
     ex.set_defaults(handler=run_export)
+    rv = nsub.add_parser("reveal", help="show one person's accepted numbers (logged with the reason)")
+    rv.add_argument("person_id")
+    rv.add_argument("--reason", required=True, help="why the number is looked at (logged)")
+    rv.set_defaults(handler=run_reveal)
 
 
 def export_rows(settings, actor: str, reason: str, out: Path) -> int:
@@ -48,4 +52,23 @@ def run_export(args) -> int:
     db.require_schema(settings.db_url)
     count = export_rows(settings, args.actor, args.reason, args.out)
     print(f"exported {count} accepted numbers to {args.out} (file mode 0600; the export is logged)")
+    return 0
+
+
+def run_reveal(args) -> int:
+    settings = config.load()
+    sealer = Sealer(settings)
+    with db.session_scope(settings.db_url) as session:
+        rows = session.execute(
+            select(NumberRecord, Kit).join(Kit, NumberRecord.kit_id == Kit.id).join(Person, Kit.person_id == Person.id)
+            .where(Person.person_id == args.person_id, NumberRecord.status == "accepted")
+            .order_by(NumberRecord.field)).all()
+        if not rows:
+            from ..errors import NotFound
+            raise NotFound(f"no accepted number for person {args.person_id}")
+        shown = [(record.field, kit.code, sealer.open_number(session, record)) for record, kit in rows]
+        audit.append(session, actor=args.actor, action="number.revealed", object_type="person",
+                     object_id=args.person_id, details={"reason": args.reason, "fields": [f for f, _, _ in shown]})
+    for field, kit, digits in shown:
+        print(f"{args.person_id} {field} (kit {kit}): {digits}")
     return 0
