@@ -23,6 +23,14 @@ COMMAND_MODULES = (
     "pipeline.commands.numbers",
     "pipeline.commands.review",
     "pipeline.commands.redact",
+    "pipeline.commands.packages",   # adds `kits undeliverable|lost`: after pipeline.commands.kits
+    "pipeline.commands.transfer",
+    "pipeline.commands.remind",
+    "pipeline.commands.people",
+    "pipeline.commands.documents",
+    "pipeline.commands.store",
+    "pipeline.commands.disposal",
+    "pipeline.commands.audit",
 )
 
 

@@ -34,6 +34,28 @@ allow_same_operator = false
 [handlers]
 # A handler whose training is older than this cannot reveal or export numbers.
 training_valid_months = 12
+
+[transfers]
+# A package between sites not confirmed on receipt within this many days is listed as overdue.
+due_days = 3
+
+[reminders]
+# `mynumber remind` writes letters for kits sent at least this many days ago and not returned ...
+after_days = 14
+# ... and leaves a kit alone for this many days after its last reminder (letter, call, e-mail or visit).
+days_between_rounds = 7
+
+[retention]
+# How long each returned document is kept: "<N>y|m|d after received|checked|stored|leave" (leave: the person
+# leaving). The planned disposal date is fixed when that event happens and moves when it happens again
+# (e.g. a corrected leaving date); until then the document has its rule but no date.
+provision_form = "7y after leave"        # kept until 7 years after the person leaves
+delegation_agreement = "7y after leave"
+refusal_form = "7y after received"
+id_copy = "0d after checked"             # ID copies are disposed of once the check is done
+id_copy_sheet = "0d after checked"
+envelope_label = "1y after received"
+default = "7y after received"
 """
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
@@ -13,12 +15,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from .errors import ConfigError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# JSON columns are stored in the audit chain's canonical form (sorted keys, compact, UTF-8), so `audit verify`
+# can hash an event's stored details as they are instead of parsing and re-encoding each one.
+_JSON_TEXT = functools.partial(json.dumps, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 @lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=_JSON_TEXT)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
@@ -35,7 +40,7 @@ def engine_for(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, json_serializer=_JSON_TEXT)
 
 
 def alembic_config(url: str):

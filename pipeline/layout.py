@@ -17,7 +17,7 @@ from . import config
 from .errors import LayoutError
 
 DOCUMENTS = ("cover_letter", "notice_letter", "provision_form", "delegation_agreement", "refusal_form",
-             "id_copy_sheet", "envelope_label", "filler")
+             "id_copy_sheet", "envelope_label", "filler", "reminder_letter")
 NUMBER_LENGTH = 12
 
 Rect = tuple[float, float, float, float]

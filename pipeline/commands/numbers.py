@@ -33,6 +33,7 @@ def export_rows(settings, actor: str, reason: str, out: Path) -> int:
         records = session.execute(
             select(NumberRecord, Kit, Person).join(Kit, NumberRecord.kit_id == Kit.id)
             .join(Person, Kit.person_id == Person.id).where(NumberRecord.status == "accepted")
+            .where(NumberRecord.ciphertext.is_not(None))   # erased by a disposal: no longer held
             .order_by(Person.person_id, NumberRecord.field)).all()
         out.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -61,7 +62,8 @@ def run_reveal(args) -> int:
     with db.session_scope(settings.db_url) as session:
         rows = session.execute(
             select(NumberRecord, Kit).join(Kit, NumberRecord.kit_id == Kit.id).join(Person, Kit.person_id == Person.id)
-            .where(Person.person_id == args.person_id, NumberRecord.status == "accepted")
+            .where(Person.person_id == args.person_id, NumberRecord.status == "accepted",
+                   NumberRecord.ciphertext.is_not(None))
             .order_by(NumberRecord.field)).all()
         if not rows:
             from ..errors import NotFound

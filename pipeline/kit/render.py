@@ -203,9 +203,17 @@ def draw_filler(page: Page, writer: PdfWriter, layout: PageLayout, t: dict, ctx:
     _paragraphs(page, writer, t.get("paragraphs", []), ctx.values, w / 2 - 20, h / 2, 60)
 
 
+def draw_reminder_letter(page: Page, writer: PdfWriter, layout: PageLayout, t: dict, ctx: PageContext) -> None:
+    """Outside payees get the softer wording of the template's [payee] table (asking twice offends sooner)."""
+    if ctx.values.get("kind") == "payee":
+        t = {**t, **t.get("payee", {})}
+    draw_letter(page, writer, layout, {**t, "title": fill(t["title"], ctx.values)}, ctx)   # the title names the round
+
+
 DRAWERS = {"cover_letter": draw_letter, "notice_letter": draw_letter, "provision_form": draw_provision_form,
            "delegation_agreement": draw_delegation, "refusal_form": draw_refusal,
-           "id_copy_sheet": draw_id_copy_sheet, "envelope_label": draw_envelope_label, "filler": draw_filler}
+           "id_copy_sheet": draw_id_copy_sheet, "envelope_label": draw_envelope_label, "filler": draw_filler,
+           "reminder_letter": draw_reminder_letter}
 
 
 def draw_page(writer: PdfWriter, layout: PageLayout, template: dict, ctx: PageContext) -> None:

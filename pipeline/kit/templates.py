@@ -12,7 +12,8 @@ from ..layout import DOCUMENTS
 
 PLACEHOLDERS = frozenset({"company_name", "department", "company_phone", "company_address",
                           "company_postal_code", "return_address", "name", "postal_code", "address", "site",
-                          "kit_code", "date", "dependents", "ordinal", "dependent"})
+                          "kit_code", "date", "dependents", "ordinal", "dependent",
+                          "round", "sent_date"})   # reminder letters
 
 
 @lru_cache(maxsize=4)

@@ -257,6 +257,7 @@ class Intake:
 
     def _record(self, facts: PageFacts, summary: Summary, json_out: TextIO | None) -> int | None:
         with db.session_scope(self.settings.db_url) as session:
+            receiving.serialise(session)   # another scan process may be recording this very page
             if receiving.already_recorded(session, facts.source_sha256, facts.page_index) is not None:
                 summary.skipped += 1
                 return None

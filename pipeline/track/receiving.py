@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..kit.compose import fields_in_use
-from . import audit
+from . import audit, refusals
 from .models import Document, Kit, NumberRecord, ReviewItem, ScannedPage, utcnow
 from .sealed import Sealer
 
@@ -47,6 +47,14 @@ class PageFacts:
     image_kind: str = "page"
 
 
+def serialise(session: Session) -> None:
+    """Make this transaction the only one recording pages until it ends: take the event chain's head lock
+    before reading anything the page's changes depend on (is the page recorded, is the kit received, is the
+    untagged page still unassigned). Two scan processes on PostgreSQL would otherwise both decide from the
+    same snapshot and record a page, a receipt or a document twice. SQLite's BEGIN IMMEDIATE already does this."""
+    audit._head(session)
+
+
 def already_recorded(session: Session, sha: str, index: int) -> ScannedPage | None:
     return session.execute(select(ScannedPage).where(ScannedPage.source_sha256 == sha,
                                                      ScannedPage.page_index == index)).scalar_one_or_none()
@@ -59,6 +67,7 @@ def _kit(session: Session, code: str | None) -> Kit | None:
 
 
 def record_page(session: Session, sealer: Sealer, facts: PageFacts, *, actor: str, site: str | None) -> ScannedPage:
+    serialise(session)
     kit = _kit(session, facts.kit_code)
     status = facts.status
     if status == "kit_page" and kit is not None and _already_have(session, kit, facts.document, facts.doc_page):
@@ -94,6 +103,7 @@ def record_page(session: Session, sealer: Sealer, facts: PageFacts, *, actor: st
 
 
 def assign_unassigned(session: Session, pages: list[int], kit_code: str, *, actor: str, site: str | None) -> None:
+    serialise(session)
     kit = _kit(session, kit_code)
     if kit is None:
         return
@@ -247,3 +257,5 @@ def recompute(session: Session, kit: Kit, *, actor: str, site: str | None) -> No
         details |= refusal
     audit.append(session, actor=actor, action=f"kit.{state}", object_type="kit", object_id=kit.code, site=site,
                  details=details)
+    if state == "refused":   # the form is the evidence the refusal is kept with (idempotent per page)
+        refusals.record(session, kit, refusal.get("reasons", []), refusal.get("evidence_page"), actor=actor, site=site)

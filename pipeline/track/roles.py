@@ -42,6 +42,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "remind.history": frozenset({"handler", "manager", "auditor"}),
     "disposal.due": frozenset({"handler", "manager", "auditor"}),
     "disposal.run": frozenset({"manager"}),
+    "disposal.mark": frozenset({"handler", "manager"}),
+    "disposal.certificate": frozenset({"manager", "auditor"}),
+    "documents.lost": frozenset({"mailroom", "handler", "manager"}),
     "audit": frozenset({"manager", "auditor"}),
     "serve": EVERYONE,
 }
