@@ -9,6 +9,8 @@ SYSTEM_PACKAGES=(
   fonts-ipaexfont-gothic            # the Japanese font embedded in every kit PDF
   poppler-utils                     # pdftoppm/pdftotext: looking at PDFs as a person would
   python3-venv
+  postgresql                        # server binaries for the PostgreSQL test pass (tests/pg.py runs its own)
+  chromium                          # the web station's end-to-end tests (driven by Playwright)
 )
 missing=()
 for p in "${SYSTEM_PACKAGES[@]}"; do
@@ -16,6 +18,13 @@ for p in "${SYSTEM_PACKAGES[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
+  # Installing must not start services (postgresql's cluster): tests start a throwaway server of their own.
+  # policy-rc.d exit 101 is Debian's "not allowed to start"; an existing policy (e.g. Docker's) is kept.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -12,17 +12,18 @@ from pipeline import db, layout, number
 from pipeline.track.models import Event
 from tests import scansim
 from tests.conftest import add_users
-from tests.test_scan import ROSTER, _print_kits, _use_home
+from tests.test_scan import ROSTER
 
 DPI = 200
 
 
 @pytest.fixture
-def queued(tmp_path, monkeypatch, cli):
+def queued(home, tmp_path, monkeypatch, cli):
     """A data home whose scan left two review items: fields with boxes the person left empty."""
-    home = tmp_path / "home"
-    rows = _print_kits(home, tmp_path)
-    settings = _use_home(home, monkeypatch)
+    settings = home
+    code, _, err = cli("kits", "print", ROSTER, "--out", tmp_path / "kits.pdf", "--manifest", tmp_path / "manifest.csv")
+    assert code == 0, err
+    rows = list(csv.DictReader((tmp_path / "manifest.csv").open(encoding="utf-8")))
     add_users(settings, {"alice": ["handler"], "bob": ["handler"], "carol": ["handler"]})
     rng = np.random.default_rng(4)
     kit_layout = layout.load()

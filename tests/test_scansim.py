@@ -13,6 +13,8 @@ from pipeline import layout, number
 from tests import scansim
 
 DPI = 300
+# The kit is printed into a data home only to get a page image: nothing here depends on the database.
+pytestmark = pytest.mark.sqlite_only
 
 
 @pytest.fixture
