@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "pipeline.commands.store",
     "pipeline.commands.disposal",
     "pipeline.commands.audit",
+    "pipeline.commands.serve",
 )
 
 

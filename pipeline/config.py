@@ -56,6 +56,14 @@ id_copy = "0d after checked"             # ID copies are disposed of once the ch
 id_copy_sheet = "0d after checked"
 envelope_label = "1y after received"
 default = "7y after received"
+
+[web]
+# `mynumber serve`, the browser station. Login cookies are Secure: browsers send them over HTTPS, and over plain
+# http only to this machine (127.0.0.1, localhost). Keep true and put HTTPS in front of the station.
+secure_cookies = true
+session_idle_minutes = 30        # a session unused this long ends (log in again)
+session_max_hours = 12           # and none lasts longer than this
+max_upload_mb = 200              # the scan upload page's limit per upload
 """
 
 

@@ -1,4 +1,4 @@
-"""`mynumber users add|appoint|train|deactivate|list`."""
+"""`mynumber users add|appoint|train|deactivate|list|passwd`."""
 from __future__ import annotations
 
 import datetime as dt
@@ -38,6 +38,10 @@ def register(sub) -> None:
     ls = us.add_parser("list", help="users, roles, and who is due for appointment or training")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(handler=run_list)
+    pw = us.add_parser("passwd", help="set a user's password for the web station; lifts a lock-out (admin)")
+    pw.add_argument("name")
+    pw.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    pw.set_defaults(handler=run_passwd)
 
 
 def _months(settings) -> int:
@@ -52,28 +56,26 @@ def run_add(args) -> int:
     return 0
 
 
-def run_appoint(args) -> int:
+def _change(args, action, describe) -> int:
     settings = config.load()
     with db.session_scope(settings.db_url) as s:
-        users.appoint(s, args.name, args.date, actor=args.actor)
-    print(f"{args.name} appointed as handler on {args.date.isoformat()} by {args.actor}")
+        action(s, args)
+    print(describe(args))
     return 0
+
+
+def run_appoint(args) -> int:
+    return _change(args, lambda s, a: users.appoint(s, a.name, a.date, actor=a.actor),
+                   lambda a: f"{a.name} appointed as handler on {a.date.isoformat()} by {a.actor}")
 
 
 def run_train(args) -> int:
-    settings = config.load()
-    with db.session_scope(settings.db_url) as s:
-        users.train(s, args.name, args.date, actor=args.actor)
-    print(f"{args.name} trained on {args.date.isoformat()}")
-    return 0
+    return _change(args, lambda s, a: users.train(s, a.name, a.date, actor=a.actor),
+                   lambda a: f"{a.name} trained on {a.date.isoformat()}")
 
 
 def run_deactivate(args) -> int:
-    settings = config.load()
-    with db.session_scope(settings.db_url) as s:
-        users.deactivate(s, args.name, actor=args.actor)
-    print(f"{args.name} deactivated")
-    return 0
+    return _change(args, lambda s, a: users.deactivate(s, a.name, actor=a.actor), lambda a: f"{a.name} deactivated")
 
 
 def run_list(args) -> int:
@@ -88,4 +90,22 @@ def run_list(args) -> int:
         due = f"  DUE: {r['due']}" if r["due"] else ""
         print(f"{r['name']:<16} {','.join(r['roles']):<20} appointed {r['appointed_on'] or '-':<10} "
               f"trained {r['trained_on'] or '-':<10}{state}{due}")
+    return 0
+
+
+def run_passwd(args) -> int:
+    import getpass
+    import sys
+    from ..errors import UsageError
+    from ..web.credentials import set_password
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"new password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            raise UsageError("the two passwords differ; nothing was changed")
+    settings = config.load()
+    with db.session_scope(settings.db_url) as s:
+        set_password(s, args.name, password, actor=args.actor)
+    print(f"password of {args.name} set")
     return 0

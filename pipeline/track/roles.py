@@ -47,9 +47,17 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "documents.lost": frozenset({"mailroom", "handler", "manager"}),
     "audit": frozenset({"manager", "auditor"}),
     "serve": EVERYONE,
+    "users.passwd": frozenset({"admin"}),
+    # the web station's pages (pipeline/web): each view names one of these
+    "web.home": EVERYONE,
+    "web.review": frozenset({"handler"}),
+    "web.dashboard": frozenset({"mailroom", "handler", "manager", "auditor"}),
+    "web.kit": frozenset({"mailroom", "handler", "manager", "auditor"}),
+    "web.upload": frozenset({"mailroom", "handler"}),
+    "web.audit": frozenset({"manager", "auditor"}),
 }
 # Actions that reveal numbers: only for handlers with a current appointment and training.
-REVEALING = frozenset({"numbers.export", "numbers.reveal", "review"})
+REVEALING = frozenset({"numbers.export", "numbers.reveal", "review", "web.review"})
 # Commands that work without a database or user (nothing to protect).
 OPEN = frozenset({"init", "check"})
 
