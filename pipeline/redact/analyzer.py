@@ -1,0 +1,490 @@
+"""Analysis: find My Numbers on a page image and say where they are (Presidio-style analysers).
+
+An analyser takes a `PageImage` and returns `Finding`s: what was found (never the number itself: a
+masked form only), where (quadrilaterals in page pixels, margin included), how sure, and why. Drawing is
+somebody else's job (`redactor.py`), so another analyser can be added and tested on its own.
+
+- `OcrNumberAnalyzer`: candidate text lines (OpenCV, `candidates.py`); a few of them are read with the
+  Japanese model at 0 and 180 degrees to learn which way up the page is; then every candidate line is read
+  once, straightened, with tesseract (eng, psm 7, all lines of all pages of a batch in one process).
+  12-digit spans (`digits.py`) with a valid check digit are numbers. Doubtful spans (low confidence, or a
+  failed check digit) get a second look with the Japanese model around the span: a failed check digit
+  counts when a label (個人番号, マイナンバー, 番号) is next to it; a span whose digits are really
+  interleaved with kanji (a date such as 2097年11月12日) does not.
+- `BarcodeAnalyzer`: QR codes and barcodes (zxing-cpp) whose payload holds a 12-digit My Number.
+
+OCR goes through `OcrRequest`s yielded by `steps(page)` generators: `analyze(page)` runs them for one page,
+`analyze_many(pages)` answers the requests of many pages with one tesseract call per kind of request.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Generator, Iterable, Protocol, Sequence
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from .. import number
+from . import candidates, digits, tesseract
+
+log = logging.getLogger(__name__)
+
+ENTITY = "MY_NUMBER"
+DIGIT_WHITELIST = "0123456789- "
+LABELS = ("個人番号", "マイナンバー", "番号", "ナンバー", "個人番", "人番号")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
+
+
+@dataclass
+class PageImage:
+    """A page to analyse: grey pixels (uint8, 2-D) and, when known, the resolution.
+
+    `focus`: regions (x0, y0, x1, y1) to read harder (the proof sets it to what was covered).
+    `memo`: OCR results by crop content, shared between a page and its redacted copy so that a crop whose
+    pixels did not change is not sent to tesseract twice (OCR is deterministic). Memory only."""
+    gray: np.ndarray
+    dpi: float | None = None
+    focus: tuple[tuple[float, float, float, float], ...] = ()
+    memo: dict = field(default_factory=dict, repr=False)
+    unreadable: int = 0       # line images tesseract could not read (it crashed on them)
+
+    @classmethod
+    def from_pil(cls, image: Image.Image, dpi: float | None = None, memo: dict | None = None) -> "PageImage":
+        if dpi is None:
+            info = image.info.get("dpi")
+            if info and info[0] and 30 <= float(info[0]) <= 2400:
+                dpi = float(info[0])
+        if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            arr = np.asarray(image, dtype=np.float64)
+            arr = (arr / max(arr.max(), 1) * 255).astype(np.uint8)
+        else:
+            arr = np.asarray(image.convert("L"))
+        return cls(np.ascontiguousarray(arr), dpi, memo=memo if memo is not None else {})
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.gray.shape[1], self.gray.shape[0]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing to cover. `quads` are the regions to black out (margin included), in page pixels."""
+    entity: str
+    source: str                  # "ocr" or "barcode"
+    quads: tuple[tuple[tuple[float, float], ...], ...]
+    score: float                 # 0..1
+    check_digit_ok: bool
+    labelled: bool
+    reason: str                  # "check digit", "label", "barcode payload"
+    masked: str = ""             # e.g. "********9018"; never the number
+
+    def bbox(self) -> tuple[float, float, float, float]:
+        pts = [p for q in self.quads for p in q]
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        return min(xs), min(ys), max(xs), max(ys)
+
+
+class Analyzer(Protocol):
+    name: str
+
+    def analyze(self, page: PageImage) -> list[Finding]: ...
+
+
+# ----------------------------------------------------------------------------------------------- OCR
+
+@dataclass
+class OcrRequest:
+    """Images to OCR with one set of tesseract parameters (see tesseract.recognise)."""
+    images: list
+    params: dict
+
+    def key(self) -> tuple:
+        return tuple(sorted(self.params.items()))
+
+
+Steps = Generator[OcrRequest, list, list]
+
+
+def run_steps(gen: Steps):
+    """Drive one step generator, answering its OCR requests with tesseract directly."""
+    try:
+        req = next(gen)
+        while True:
+            req = gen.send(tesseract.recognise_detailed(req.images, **req.params))
+    except StopIteration as stop:
+        return stop.value
+
+
+def run_many(gens: Sequence[Steps]) -> list:
+    """Drive many step generators in lockstep: all pending requests with the same parameters are answered
+    by one tesseract process (its start-up is paid once per batch, not once per page)."""
+    results: list = [None] * len(gens)
+    pending: dict[int, OcrRequest] = {}
+
+    def advance(i: int, answer) -> None:
+        try:
+            pending[i] = gens[i].send(answer) if answer is not None else next(gens[i])
+        except StopIteration as stop:
+            results[i] = stop.value
+
+    for i in range(len(gens)):
+        advance(i, None)
+    while pending:
+        groups: dict[tuple, list[int]] = {}
+        for i, req in pending.items():
+            groups.setdefault(req.key(), []).append(i)
+        current, pending = pending, {}
+        for idxs in groups.values():
+            images = [img for i in idxs for img in current[i].images]
+            words = tesseract.recognise_detailed(images, **current[idxs[0]].params)
+            at = 0
+            for i in idxs:
+                n = len(current[i].images)
+                advance(i, words[at:at + n])
+                at += n
+    return results
+
+
+def _ocr(page: PageImage, images: Sequence[np.ndarray], **params) -> Steps:
+    """OCR through the page memo: identical crops are read once (a redacted copy shares its original's
+    memo, so only what the boxes changed is read again)."""
+    keys = []
+    for img in images:
+        h = hashlib.blake2b(img.tobytes(), digest_size=16)
+        h.update(repr((img.shape, sorted(params.items()))).encode())
+        keys.append(h.digest())
+    todo = [i for i, k in enumerate(keys) if k not in page.memo]
+    if todo:
+        done = yield OcrRequest([images[i] for i in todo], params)
+        for i, words in zip(todo, done):
+            if words is None:
+                page.unreadable += 1
+            page.memo[keys[i]] = words or []
+    return [page.memo[k] for k in keys]
+
+
+@dataclass
+class _Reading:
+    crop: candidates.LineCrop
+    words: list
+
+
+def _quad_of_box(crop: candidates.LineCrop, box, margin_page: float) -> tuple[tuple[float, float], ...]:
+    sx, sy = crop.scale()
+    mx, my = margin_page / sx, margin_page / sy
+    l, t, r, b = box
+    l, t, r, b = l - mx, t - my, r + mx, b + my
+    pts = crop.to_page(np.array([[l, t], [r, t], [r, b], [l, b]], dtype=float))
+    return tuple((round(float(x), 1), round(float(y), 1)) for x, y in pts)
+
+
+def _context_crop(crop: candidates.LineCrop, box, *, left: float, up: float, right: float,
+                  down: float) -> tuple[candidates.LineCrop, tuple[float, float]]:
+    """A crop in the same frame and scale as `crop`, around `box` (crop pixels), extended by multiples of
+    the box height; and the offset of its origin in `crop` pixels."""
+    l, t, r, b = box
+    h = max(b - t, 1.0)
+    sx, sy = crop.scale()
+    hx = h * sy / sx          # the box height measured along the line, in crop x pixels
+    x0, y0 = l - left * hx, t - up * h
+    x1, y1 = r + right * hx, b + down * h
+    m = crop.matrix.copy()
+    m[:, 2] = crop.to_page(np.array([[x0, y0]]))[0]
+    return candidates.LineCrop(crop.line, crop.reverse, (int(x1 - x0), int(y1 - y0)), m), (x0, y0)
+
+
+def _near(line: candidates.Line, focus) -> bool:
+    """Does the line's rectangle touch one of the focus boxes?"""
+    d = np.array(line.direction)
+    n = np.array([-d[1], d[0]])
+    c = np.array(line.center)
+    corners = np.array([c + sa * d * line.length / 2 + sb * n * line.thickness / 2
+                        for sa in (-1, 1) for sb in (-1, 1)])
+    x0, y0 = corners.min(0)
+    x1, y1 = corners.max(0)
+    return any(x0 < bx1 and bx0 < x1 and y0 < by1 and by0 < y1 for bx0, by0, bx1, by1 in focus)
+
+
+def _upright_score(words) -> float:
+    """How much confidently read text a reading holds (upside-down text reads as low-confidence junk)."""
+    return float(sum(len(w.text.strip()) for w in words if w.conf >= 70))
+
+
+class OcrNumberAnalyzer:
+    """Printed 12-digit numbers, read line by line with tesseract."""
+
+    name = "ocr"
+
+    def __init__(self, *, target_height: float = 32.0, focus_height: float | None = None,
+                 min_aspect: float = 7.0, both_axes: bool = False, secondary_axis_ratio: float = 0.5,
+                 high_conf: float = 55.0, low_conf: float = 0.0, margin_mm: float = 1.0,
+                 margin_height: float = 0.3, max_side: int = 1600, probe_orientation: bool = True):
+        self.target_height = target_height
+        self.focus_height = focus_height
+        self.min_aspect = min_aspect
+        self.both_axes = both_axes
+        self.secondary_axis_ratio = secondary_axis_ratio
+        self.high_conf = high_conf
+        self.low_conf = low_conf
+        self.margin_mm = margin_mm
+        self.margin_height = margin_height
+        self.max_side = max_side
+        self.probe_orientation = probe_orientation
+
+    # -- steps, separately testable
+
+    def lines(self, page: PageImage) -> list[candidates.Line]:
+        # a redacted copy is searched with the threshold of its original, so that lines away from the
+        # boxes come out identical (and their crops are found in the memo)
+        key = ("line-threshold", self.max_side)
+        search = candidates.find_lines(page.gray, max_side=self.max_side, min_aspect=self.min_aspect,
+                                       threshold=page.memo.get(key))
+        page.memo.setdefault(key, search.threshold)
+        scores = search.axis_scores
+        primary = max(scores, key=lambda a: scores[a])
+        axes = {primary}
+        other = "v" if primary == "h" else "h"
+        if self.both_axes or scores[other] >= self.secondary_axis_ratio * max(scores[primary], 1):
+            axes.add(other)
+        return [ln for ln in search.lines if ln.axis in axes]
+
+    def probes(self, page: PageImage, lines: Sequence[candidates.Line], most: int = 3) -> list[candidates.Line]:
+        """A few lines with many glyphs from different quarters of the page (pasted copies may sit in any
+        of them), to learn 0 vs 180 degrees."""
+        w, h = page.size
+        best: dict[tuple[int, int], candidates.Line] = {}
+        for ln in lines:
+            q = (int(ln.center[0] * 2 // max(w, 1)), int(ln.center[1] * 2 // max(h, 1)))
+            if q not in best or ln.members > best[q].members:
+                best[q] = ln
+        return sorted(best.values(), key=lambda ln: -ln.members)[:most]
+
+    def orientation_steps(self, page: PageImage, lines: Sequence[candidates.Line]) -> Steps:
+        """Per axis: "f" (read along +direction), "r" (reversed) or "both" (unknown or mixed)."""
+        out: dict[str, str] = {}
+        todo = []
+        for axis in sorted({ln.axis for ln in lines}):
+            known = page.memo.get(("orientation", axis))
+            if known:
+                out[axis] = known
+            elif not self.probe_orientation:
+                out[axis] = "both"
+            else:
+                todo.append(axis)
+        if todo:
+            plan = []
+            for axis in todo:
+                for ln in self.probes(page, [x for x in lines if x.axis == axis]):
+                    plan += [(axis, c) for c in candidates.crops_for(ln, target_height=self.target_height)]
+            images = [candidates.cut(page.gray, c, block=int(self.target_height)) for _, c in plan]
+            words = yield from _ocr(page, images, lang="jpn", psm=7)
+            for axis in todo:
+                verdicts = set()
+                pairs = [(words[i], words[i + 1]) for i in range(0, len(plan), 2) if plan[i][0] == axis]
+                for fw, rv in pairs:
+                    f, r = _upright_score(fw), _upright_score(rv)
+                    if f >= 4 and f >= 2 * r:
+                        verdicts.add("f")
+                    elif r >= 4 and r >= 2 * f:
+                        verdicts.add("r")
+                out[axis] = verdicts.pop() if len(verdicts) == 1 else "both"
+                page.memo[("orientation", axis)] = out[axis]
+        return out
+
+    def steps(self, page: PageImage) -> Steps:
+        lines = self.lines(page)
+        if not lines:
+            return []
+        orient = yield from self.orientation_steps(page, lines)
+        plan: list[candidates.LineCrop] = []
+        for ln in lines:
+            wanted = orient.get(ln.axis, "both")
+            heights = [self.target_height]
+            if self.focus_height and page.focus and _near(ln, page.focus):
+                heights.append(self.focus_height)
+            for th in heights:
+                for c in candidates.crops_for(ln, target_height=th):
+                    if wanted == "both" or (wanted == "r") == c.reverse:
+                        plan.append(c)
+        images = [candidates.cut(page.gray, c, block=int(self.target_height)) for c in plan]
+        words = yield from _ocr(page, images, lang="eng", psm=7, dictionaries=False)
+        readings = [_Reading(c, w) for c, w in zip(plan, words)]
+        # a number read confidently with a valid check digit is sure; anything else 12 digits long gets a
+        # second look
+        sure: list[tuple[_Reading, digits.Span, str]] = []
+        doubtful: list[tuple[_Reading, digits.Span]] = []
+        for reading in readings:
+            for span in digits.spans(digits.tokens_from_words(reading.words)):
+                if span.valid and span.conf >= self.high_conf:
+                    sure.append((reading, span, "check digit"))
+                elif span.valid or span.conf >= self.low_conf:
+                    doubtful.append((reading, span))
+        sure_findings = [self._finding(page, r, s, reason) for r, s, reason in sure]
+        # a doubtful reading of something already found (e.g. the same number upside down) needs no look
+        doubtful = [(r, s) for r, s in doubtful
+                    if not any(_overlap(self._finding(page, r, s, ""), f) > 0.5 for f in sure_findings)]
+        confirmed = (yield from self._second_look(page, doubtful)) if doubtful else []
+        return sure_findings + [self._finding(page, r, s, reason) for r, s, reason in confirmed]
+
+    def analyze(self, page: PageImage) -> list[Finding]:
+        return run_steps(self.steps(page))
+
+    def _finding(self, page: PageImage, reading: _Reading, span: digits.Span, reason: str) -> Finding:
+        h_page = (span.box[3] - span.box[1]) * reading.crop.scale()[1]
+        dpi = page.dpi or 200.0
+        margin = max(self.margin_height * h_page, self.margin_mm * dpi / 25.4, 2.0)
+        quad = _quad_of_box(reading.crop, span.box, margin)
+        return Finding(ENTITY, "ocr", (quad,), round(span.conf / 100.0, 3), span.valid, reason == "label", reason,
+                       span.masked)
+
+    def _second_look(self, page: PageImage, doubtful) -> Steps:
+        """Read the neighbourhood of each doubtful span with the Japanese model (one call for all): a label
+        next to it confirms a number whose check digit failed; kanji between its digits (a date, an
+        address) rule it out."""
+        ctx = [_context_crop(r.crop, s.box, left=9, up=3.2, right=1.5, down=0.8) for r, s in doubtful]
+        images = [candidates.cut(page.gray, c, polarity_box=(s.box[0] - ox, s.box[1] - oy, s.box[2] - ox,
+                                                             s.box[3] - oy), block=int(self.target_height))
+                  for (_, s), (c, (ox, oy)) in zip(doubtful, ctx)]
+        words = yield from _ocr(page, images, lang="jpn", psm=11)
+        out = []
+        for (reading, span), (crop, (ox, oy)), ws in zip(doubtful, ctx, words):
+            sx0, sy0, sx1, sy1 = span.box[0] - ox, span.box[1] - oy, span.box[2] - ox, span.box[3] - oy
+            inside = [w for w in ws if w.left < sx1 and w.right > sx0 and w.top < sy1 and w.bottom > sy0
+                      and (min(w.bottom, sy1) - max(w.top, sy0)) > 0.5 * min(w.height, sy1 - sy0)]
+            inside_text = unicodedata.normalize("NFKC", "".join(w.text for w in sorted(inside, key=lambda w: w.left)))
+            around = unicodedata.normalize("NFKC", "".join(w.text for w in ws if w not in inside))
+            labelled = any(label in around or label in inside_text for label in LABELS)
+            for label in LABELS:       # a label glued to the number is not text inside the number
+                inside_text = inside_text.replace(label, "")
+            n_digits = sum(c.isascii() and c.isdigit() for c in inside_text)
+            n_cjk = len(_CJK.findall(inside_text))
+            if span.valid:
+                # a valid check digit counts unless the span is really text (a date, an address) read as digits
+                if n_cjk >= 2 and n_digits < 10:
+                    continue
+                out.append((reading, span, "check digit"))
+            elif labelled and n_digits >= 9 and n_cjk <= 1:
+                out.append((reading, span, "label"))
+        return out
+
+
+# ------------------------------------------------------------------------------------------ barcodes
+
+def payload_numbers(text: str) -> list[tuple[bool, bool]]:
+    """(valid check digit, labelled) for each 12-digit run in a barcode payload; never the digits."""
+    folded = unicodedata.normalize("NFKC", text or "")
+    labelled = any(label in folded for label in LABELS) or bool(re.search(r"my\s*number|\bmn\b", folded, re.I))
+    seen, out = set(), []
+    for run in digits.digit_runs(folded) + re.findall(r"\d+", folded):
+        if len(run) == number.LENGTH and run not in seen:
+            seen.add(run)
+            out.append((number.is_valid_digits(run), labelled))
+    return out
+
+
+class BarcodeAnalyzer:
+    """QR codes and barcodes whose payload holds a My Number: the whole symbol is covered."""
+
+    name = "barcode"
+
+    def __init__(self, *, thorough: bool = False, margin_modules: float = 0.08):
+        self.thorough = thorough
+        self.margin = margin_modules
+
+    @staticmethod
+    def formats():
+        """2-D codes and the linear symbologies that can carry arbitrary digits. EAN/UPC are left out: they
+        are product codes, and a UPC-A's 12 digits pass the My Number check one time in eleven."""
+        import zxingcpp
+        f = zxingcpp.BarcodeFormat
+        return [f.QRCode, f.MicroQRCode, f.DataMatrix, f.PDF417, f.Aztec, f.Code128, f.ITF, f.Code39]
+
+    def _variants(self, page: PageImage):
+        yield page.gray, 1.0
+        if self.thorough:
+            h, w = page.gray.shape
+            if max(h, w) < 900:      # tiny pages: modules may be only a pixel or two wide
+                yield cv2.resize(page.gray, (w * 2, h * 2), interpolation=cv2.INTER_CUBIC), 2.0
+
+    def analyze(self, page: PageImage) -> list[Finding]:
+        import zxingcpp
+        found: list[Finding] = []
+        for img, scale in self._variants(page):
+            for bc in zxingcpp.read_barcodes(img, formats=self.formats()):
+                hits = payload_numbers(bc.text)
+                hit = next(((v, lab) for v, lab in hits if v or lab), None)
+                if hit is None:
+                    continue
+                pos = bc.position
+                pts = np.array([[pos.top_left.x, pos.top_left.y], [pos.top_right.x, pos.top_right.y],
+                                [pos.bottom_right.x, pos.bottom_right.y], [pos.bottom_left.x, pos.bottom_left.y]],
+                               dtype=float) / scale
+                c = pts.mean(0)
+                side = max(np.linalg.norm(pts[1] - pts[0]), np.linalg.norm(pts[3] - pts[0]), 10.0)
+                grow = 1 + 2 * self.margin + 8.0 / side
+                quad = tuple((round(float(x), 1), round(float(y), 1)) for x, y in c + (pts - c) * grow)
+                f = Finding(ENTITY, "barcode", (quad,), 1.0, hit[0], hit[1],
+                            "barcode payload", "")
+                if not any(_overlap(f, g) > 0.5 for g in found):
+                    found.append(f)
+        return found
+
+
+# ------------------------------------------------------------------------------------------ merging
+
+def _overlap(a: Finding, b: Finding) -> float:
+    ax0, ay0, ax1, ay1 = a.bbox()
+    bx0, by0, bx1, by1 = b.bbox()
+    iw, ih = min(ax1, bx1) - max(ax0, bx0), min(ay1, by1) - max(ay0, by0)
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    return inter / min((ax1 - ax0) * (ay1 - ay0), (bx1 - bx0) * (by1 - by0))
+
+
+def merge(findings: Sequence[Finding]) -> list[list[Finding]]:
+    """Group findings that cover the same thing (e.g. a number read at 0 and at 180 degrees)."""
+    groups: list[list[Finding]] = []
+    for f in sorted(findings, key=lambda f: -f.score):
+        for g in groups:
+            if g[0].source == f.source and any(_overlap(f, h) > 0.5 for h in g):
+                g.append(f)
+                break
+        else:
+            groups.append([f])
+    return groups
+
+
+DEFAULT_ANALYZERS = ("ocr", "barcode")
+
+
+def default_analyzers(thorough: bool = False) -> list[Analyzer]:
+    if thorough:
+        return [OcrNumberAnalyzer(focus_height=44.0, secondary_axis_ratio=0.25, min_aspect=6.0),
+                BarcodeAnalyzer(thorough=True)]
+    return [OcrNumberAnalyzer(), BarcodeAnalyzer()]
+
+
+def analyze_steps(page: PageImage, analyzers: Sequence[Analyzer] | None = None) -> Steps:
+    out: list[Finding] = []
+    for a in analyzers if analyzers is not None else default_analyzers():
+        steps = getattr(a, "steps", None)
+        found = (yield from steps(page)) if steps is not None else a.analyze(page)
+        log.debug("%s: %d finding(s)", a.name, len(found))
+        out += found
+    return out
+
+
+def analyze(page: PageImage, analyzers: Sequence[Analyzer] | None = None) -> list[Finding]:
+    """All findings of `analyzers` (default: OCR and barcodes) on one page."""
+    return run_steps(analyze_steps(page, analyzers))
+
+
+def analyze_many(pages: Iterable[PageImage], analyzers: Sequence[Analyzer] | None = None) -> list[list[Finding]]:
+    """Findings per page; the OCR of all pages shares tesseract processes."""
+    return run_many([analyze_steps(p, analyzers) for p in pages])

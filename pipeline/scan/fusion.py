@@ -1,0 +1,200 @@
+"""From twelve per-digit probability vectors to a decision on a handwritten My Number field.
+
+The check digit makes most misreads visible: a single wrong digit (almost) always breaks it. This module
+combines the classifier's per-digit probabilities with that constraint exactly, and decides what may go
+straight through.
+
+Decision (see :func:`decide`):
+
+* ``"accept"`` only if all of these hold:
+  1. the raw reading (the most likely digit in each box, read independently) satisfies the check digit;
+  2. it is also the most likely valid number (:func:`best_valid` agrees with it);
+  3. the probability of the raw reading itself, the product of the twelve per-digit top probabilities
+     (``raw_probability``), is at least ``threshold``;
+  4. its posterior among all valid numbers (``probability``) is at least ``max(threshold, posterior_floor)``.
+
+  Why both 3 and 4: the posterior in 4 assumes the person wrote *some* valid number. It can be close to 1 even
+  when the raw reading is shaky, because the valid alternatives are still less likely; but a person can also
+  miswrite (then the written string is invalid) and an uncertain digit read wrongly could then happen to
+  "repair" it into a different, valid, wrong number. Condition 3 does not lean on the check digit at all: it
+  says the classifier itself is sure of every digit, whether or not the number is valid. Condition 4 then bounds
+  the chance that another valid number was written. ``threshold`` is chosen on held-out data
+  (tools/calibrate_digits.py) so that wrongly accepted numbers stay below 1 per 1,000 fields, and stored in
+  the model file as ``accept_threshold``.
+* ``"miswritten"`` when the raw reading fails the check digit although every digit was read with high confidence
+  (``raw_probability >= miswritten_probability`` and each digit >= ``miswritten_digit_confidence``): most likely
+  the person wrote an invalid number. It is never "corrected" into a valid one.
+* ``"review"`` otherwise, and always when the best valid number differs from the raw reading: a correction by
+  the check digit is a suggestion for the human reviewer, never an automatic answer.
+
+Numbers are never logged, and the readings' repr leaves the digits out.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipeline import number
+
+N_DIGITS = 12
+# weight of the digit at left-to-right position i (0..10): it is P_n with n = 11 - i, weight Q_n
+_Q = tuple((n + 1) if n <= 6 else (n - 5) for n in range(1, 12))
+WEIGHTS = np.array([_Q[10 - i] for i in range(11)], dtype=np.int64)
+# for residue r = sum mod 11 of the first eleven digits, the check digit
+CHECK_OF_RESIDUE = np.array([0 if r <= 1 else 11 - r for r in range(11)], dtype=np.int64)
+# _PREV[i][d, r]: residue before position i that leads to residue r when digit d is written at i
+_PREV = [np.array([[(r - int(WEIGHTS[i]) * d) % 11 for r in range(11)] for d in range(10)]) for i in range(11)]
+
+DEFAULT_THRESHOLD = 0.995      # used only when the model file holds no calibrated accept_threshold
+POSTERIOR_FLOOR = 0.999
+MISWRITTEN_PROBABILITY = 0.98
+MISWRITTEN_DIGIT_CONFIDENCE = 0.995
+
+
+@dataclass(frozen=True)
+class FieldReading:
+    digits: str = field(repr=False)           # most likely 12-digit string that satisfies the check digit
+    probability: float                        # its posterior among all strings satisfying the check digit
+    raw_digits: str = field(repr=False)       # per-digit argmax
+    raw_valid: bool                           # whether raw_digits satisfies the check digit
+    min_digit_confidence: float               # smallest of the twelve per-digit top probabilities
+    posterior_of_raw: float                   # posterior of raw_digits among valid strings (0 if invalid)
+    raw_probability: float                    # product of the twelve per-digit top probabilities
+
+    @property
+    def corrected(self) -> bool:
+        """True when the best valid string differs from the raw reading."""
+        return self.digits != self.raw_digits
+
+
+def _as_probs(probs: np.ndarray) -> np.ndarray:
+    p = np.asarray(probs, dtype=np.float64)
+    if p.shape != (N_DIGITS, 10):
+        raise ValueError("expected probabilities of shape (12, 10)")
+    if not np.all(np.isfinite(p)) or np.any(p < 0):
+        raise ValueError("probabilities must be finite and non-negative")
+    s = p.sum(axis=1, keepdims=True)
+    if np.any(s <= 0):
+        raise ValueError("each row of probabilities must have a positive sum")
+    return p / s
+
+
+def best_valid(probs: np.ndarray) -> FieldReading:
+    """Most likely valid 12-digit string under independent per-digit probabilities, with exact posteriors.
+
+    A dynamic programme over the first eleven positions tracks, for each residue r = sum(P_n Q_n) mod 11,
+    the total probability of all prefixes with that residue (rescaled at each step) and the best prefix (in
+    log space, with back-pointers). The twelfth digit must then be CHECK_OF_RESIDUE[r] (0 for both r = 0 and
+    r = 1), so the mass of all valid strings is sum_r S[r] * p_12[check(r)], computed exactly.
+    """
+    p = _as_probs(probs)
+    with np.errstate(divide="ignore"):
+        logp = np.log(p)
+
+    S = np.zeros(11)
+    S[0] = 1.0
+    log_scale = 0.0
+    M = np.full(11, -np.inf)
+    M[0] = 0.0
+    back_prev = np.zeros((11, 11), dtype=np.int64)
+    back_digit = np.zeros((11, 11), dtype=np.int64)
+    for i in range(11):
+        prev = _PREV[i]                                    # (10, 11)
+        S = (S[prev] * p[i][:, None]).sum(axis=0)
+        tot = S.sum()
+        if tot <= 0:
+            break
+        S /= tot
+        log_scale += math.log(tot)
+        cand = M[prev] + logp[i][:, None]                  # (10, 11)
+        d_best = cand.argmax(axis=0)
+        M = cand[d_best, np.arange(11)]
+        back_digit[i] = d_best
+        back_prev[i] = prev[d_best, np.arange(11)]
+
+    last = p[11][CHECK_OF_RESIDUE]                          # probability of the required check digit, per r
+    mass = S * last
+    total = mass.sum()
+    log_z = math.log(total) + log_scale if total > 0 else -math.inf
+
+    final = M + logp[11][CHECK_OF_RESIDUE]
+    r = int(final.argmax())
+    log_best = float(final[r])
+    digits = [0] * 12
+    digits[11] = int(CHECK_OF_RESIDUE[r])
+    for i in range(10, -1, -1):
+        digits[i] = int(back_digit[i][r])
+        r = int(back_prev[i][r])
+    best = "".join(map(str, digits))
+
+    raw_idx = p.argmax(axis=1)
+    raw = "".join(map(str, raw_idx.tolist()))
+    top = p[np.arange(12), raw_idx]
+    log_raw = float(np.log(top).sum())
+    raw_valid = number.is_valid_digits(raw)
+    posterior = math.exp(log_best - log_z) if np.isfinite(log_z) and np.isfinite(log_best) else 0.0
+    post_raw = math.exp(log_raw - log_z) if raw_valid and np.isfinite(log_z) else 0.0
+    return FieldReading(digits=best, probability=min(1.0, posterior), raw_digits=raw, raw_valid=raw_valid,
+                        min_digit_confidence=float(top.min()), posterior_of_raw=min(1.0, post_raw),
+                        raw_probability=float(math.exp(log_raw)))
+
+
+_default_threshold: float | None = None
+
+
+def default_threshold() -> float:
+    """The calibrated ``accept_threshold`` stored in the shipped model file (DEFAULT_THRESHOLD if absent)."""
+    global _default_threshold
+    if _default_threshold is None:
+        from pipeline.scan.digits import MODEL_PATH
+
+        t = DEFAULT_THRESHOLD
+        try:
+            with np.load(MODEL_PATH) as z:
+                if "accept_threshold" in z.files:
+                    t = float(z["accept_threshold"])
+        except OSError:
+            pass
+        _default_threshold = t
+    return _default_threshold
+
+
+def decide(reading: FieldReading, threshold: float | None = None, *, posterior_floor: float = POSTERIOR_FLOOR,
+           miswritten_probability: float = MISWRITTEN_PROBABILITY,
+           miswritten_digit_confidence: float = MISWRITTEN_DIGIT_CONFIDENCE) -> str:
+    """"accept" | "review" | "miswritten" for one field reading; see the module docstring for the rule."""
+    t = default_threshold() if threshold is None else float(threshold)
+    if (reading.raw_valid and not reading.corrected and reading.raw_probability >= t
+            and reading.probability >= max(t, posterior_floor)):
+        return "accept"
+    if (not reading.raw_valid and reading.raw_probability >= miswritten_probability
+            and reading.min_digit_confidence >= miswritten_digit_confidence):
+        return "miswritten"
+    return "review"
+
+
+@dataclass(frozen=True)
+class FieldResult:
+    decision: str                      # "accept" | "review" | "miswritten" | "blank"
+    reading: FieldReading | None       # None when a box was empty
+    empty_boxes: int
+
+
+def read_field(crops, classifier=None, threshold: float | None = None) -> FieldResult:
+    """Read the twelve box crops of one number field and decide. All boxes empty -> "blank"; some empty ->
+    "review" (a digit is missing: nothing to fuse)."""
+    from pipeline.scan.digits import classify_boxes
+
+    crops = list(crops)
+    if len(crops) != N_DIGITS:
+        raise ValueError(f"a My Number field has {N_DIGITS} boxes, got {len(crops)} crops")
+    probs, empty = classify_boxes(crops, classifier)
+    n_empty = int(empty.sum())
+    if n_empty == N_DIGITS:
+        return FieldResult("blank", None, n_empty)
+    if n_empty:
+        return FieldResult("review", None, n_empty)
+    reading = best_valid(probs)
+    return FieldResult(decide(reading, threshold), reading, 0)

@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""Choose the acceptance threshold of pipeline/scan/fusion.py on held-out fields; store it in the model file.
+
+Held-out fields are built from the MNIST test set (never used in training), even indices only (the odd ones
+are left for bench/bench_digits.py, so the threshold is not judged on the data it was chosen on):
+  * valid fields: a random valid 12-digit number; for each position, a held-out digit image of that value is
+    drawn into a simulated box crop (tools/train_digits.synth_box_crop), cleaned by prepare_box, classified;
+  * miswritten fields: the same, but the person wrote an invalid string: one digit changed (substitution) or
+    two neighbouring digits swapped (transposition) so that the check digit fails.
+Each field goes through fusion.best_valid; the threshold sweep replays fusion.decide's accept rule.
+
+Chosen: the smallest threshold on a grid (never below --floor) such that on the calibration fields
+  * no miswritten field is accepted, and
+  * the 95 % upper confidence bound (Clopper-Pearson) of wrongly accepted valid fields is <= 1 per 1,000.
+Run: OMP_NUM_THREADS=1 .venv/bin/python tools/calibrate_digits.py   (about 3 minutes)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+TOOLS = Path(__file__).resolve().parent
+REPO = TOOLS.parent
+for p in (str(REPO), str(TOOLS)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+from pipeline import number  # noqa: E402
+from pipeline.scan import fusion  # noqa: E402
+from pipeline.scan.digits import MODEL_PATH, DigitClassifier, prepare_box  # noqa: E402
+from train_digits import heldout_split, load_mnist_test, save_model, synth_box_crop  # noqa: E402
+
+GRID = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.985, 0.99, 0.995, 0.998, 0.999,
+        0.9995, 0.9999)
+TARGET_WRONG = 1e-3
+
+
+def digit_pool(images, labels, clf: DigitClassifier, rng: np.random.Generator, renders: int = 2,
+               handwritten: bool = True, hard: float = 1.0) -> dict:
+    """Render every image ``renders`` times into box crops -> prepare_box -> classifier.
+
+    Returns probs (M, 10) (NaN rows where prepare_box called the box empty), labels (M,), empty (M,),
+    source index (M,)."""
+    prepared, labs, src = [], [], []
+    for i in range(len(labels)):
+        for _ in range(renders):
+            prepared.append(prepare_box(synth_box_crop(images[i], rng, handwritten=handwritten, hard=hard)))
+            labs.append(int(labels[i]))
+            src.append(i)
+    empty = np.array([p is None for p in prepared])
+    probs = np.full((len(prepared), 10), np.nan)
+    ok = np.flatnonzero(~empty)
+    for j in range(0, len(ok), 1024):
+        idx = ok[j:j + 1024]
+        probs[idx] = clf.predict_proba(np.stack([prepared[k] for k in idx]))
+    return {"probs": probs, "labels": np.array(labs), "empty": empty, "src": np.array(src)}
+
+
+def random_valid(rng: np.random.Generator) -> str:
+    base = "".join(str(d) for d in rng.integers(0, 10, size=11))
+    return base + str(number.check_digit(base))
+
+
+def miswrite(valid: str, rng: np.random.Generator, kind: str) -> str:
+    """An invalid string a person could write instead of ``valid`` (one digit changed, or two swapped)."""
+    for _ in range(100):
+        s = list(valid)
+        if kind == "substitution":
+            i = int(rng.integers(12))
+            s[i] = str((int(s[i]) + int(rng.integers(1, 10))) % 10)
+        else:
+            i = int(rng.integers(11))
+            s[i], s[i + 1] = s[i + 1], s[i]
+        out = "".join(s)
+        if not number.is_valid_digits(out):
+            return out
+    raise RuntimeError("could not make an invalid variant")
+
+
+def make_fields(rng: np.random.Generator, n_valid: int, n_miswritten: int) -> list[tuple[str, str, str]]:
+    """(kind, written, intended) for n_valid valid fields and n_miswritten invalid ones (half substitutions)."""
+    out = []
+    for _ in range(n_valid):
+        v = random_valid(rng)
+        out.append(("valid", v, v))
+    for k in range(n_miswritten):
+        v = random_valid(rng)
+        kind = "substitution" if k % 2 == 0 else "transposition"
+        out.append((kind, miswrite(v, rng, kind), v))
+    return out
+
+
+def read_fields(fields, pool: dict, rng: np.random.Generator) -> dict:
+    """Run every field through fusion.best_valid with digit images drawn from the pool; returns columns."""
+    by_label = [np.flatnonzero(pool["labels"] == d) for d in range(10)]
+    cols = {k: [] for k in ("kind", "raw_probability", "probability", "raw_valid", "corrected",
+                            "best_is_written", "raw_is_written", "best_is_intended", "any_empty",
+                            "min_conf", "reading")}
+    for kind, written, intended in fields:
+        rows = np.array([by_label[int(c)][rng.integers(len(by_label[int(c)]))] for c in written])
+        empty = bool(pool["empty"][rows].any())
+        cols["kind"].append(kind)
+        cols["any_empty"].append(empty)
+        if empty:
+            for k, v in (("raw_probability", 0.0), ("probability", 0.0), ("raw_valid", False),
+                         ("corrected", False), ("best_is_written", False), ("raw_is_written", False),
+                         ("best_is_intended", False), ("min_conf", 0.0), ("reading", None)):
+                cols[k].append(v)
+            continue
+        r = fusion.best_valid(pool["probs"][rows])
+        cols["raw_probability"].append(r.raw_probability)
+        cols["probability"].append(r.probability)
+        cols["raw_valid"].append(r.raw_valid)
+        cols["corrected"].append(r.corrected)
+        cols["best_is_written"].append(r.digits == written)
+        cols["raw_is_written"].append(r.raw_digits == written)
+        cols["best_is_intended"].append(r.digits == intended)
+        cols["min_conf"].append(r.min_digit_confidence)
+        cols["reading"].append(r)
+    out = {k: np.array(v) for k, v in cols.items() if k != "reading"}
+    out["reading"] = cols["reading"]
+    return out
+
+
+def accepted_mask(res: dict, t: float) -> np.ndarray:
+    """Vectorised replica of fusion.decide(...) == "accept" (empty boxes -> never accepted)."""
+    return (~res["any_empty"] & res["raw_valid"] & ~res["corrected"] & (res["raw_probability"] >= t)
+            & (res["probability"] >= max(t, fusion.POSTERIOR_FLOOR)))
+
+
+def clopper_pearson_upper(k: int, n: int, conf: float = 0.95) -> float:
+    """One-sided upper confidence bound of a binomial rate (bisection on the binomial tail; no scipy)."""
+    if n == 0:
+        return 1.0
+    if k >= n:
+        return 1.0
+    alpha = 1 - conf
+
+    def tail(p):  # P(X <= k) for X ~ Bin(n, p), in log space
+        from math import comb, exp, log
+        if p <= 0:
+            return 1.0
+        terms = [log(comb(n, i)) + i * log(p) + (n - i) * log(1 - p) for i in range(k + 1)]
+        m = max(terms)
+        return exp(m) * sum(exp(x - m) for x in terms)
+
+    lo, hi = k / n, 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if tail(mid) > alpha:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def rates(res: dict, t: float) -> dict:
+    acc = accepted_mask(res, t)
+    valid = res["kind"] == "valid"
+    mis = ~valid
+    nv, nm = int(valid.sum()), int(mis.sum())
+    correct = acc & valid & res["best_is_written"]
+    wrong = acc & valid & ~res["best_is_written"]
+    return {
+        "threshold": t,
+        "n_valid": nv,
+        "n_miswritten": nm,
+        "straight_through": correct.sum() / max(nv, 1),
+        "wrong_valid": int(wrong.sum()),
+        "wrong_per_1000": 1000 * wrong.sum() / max(nv, 1),
+        "wrong_ucb_per_1000": 1000 * clopper_pearson_upper(int(wrong.sum()), nv),
+        "miswritten_accepted": int((acc & mis).sum()),
+    }
+
+
+def choose_threshold(res: dict, floor: float = 0.9) -> tuple[float, list[dict]]:
+    table = [rates(res, t) for t in GRID]
+    ok = [r for r in table if r["threshold"] >= floor and r["miswritten_accepted"] == 0
+          and r["wrong_ucb_per_1000"] <= TARGET_WRONG * 1000]
+    if not ok:
+        return GRID[-1], table
+    return min(r["threshold"] for r in ok), table
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, default=MODEL_PATH)
+    ap.add_argument("--fields", type=int, default=40000, help="valid calibration fields")
+    ap.add_argument("--miswritten", type=int, default=20000)
+    ap.add_argument("--renders", type=int, default=2)
+    ap.add_argument("--floor", type=float, default=0.9)
+    ap.add_argument("--dry-run", action="store_true", help="do not write the threshold into the model file")
+    args = ap.parse_args(argv)
+    t0 = time.time()
+    te = load_mnist_test()
+    if te is None or not args.model.exists():
+        print("held-out digits or model file not found; nothing calibrated")
+        return 0
+    clf = DigitClassifier.load(args.model)
+    x, y = te
+    idx = heldout_split(y, "calib")
+    rng = np.random.default_rng(777)
+    pool = digit_pool(x[idx], y[idx], clf, rng, renders=args.renders)
+    ok = ~pool["empty"]
+    acc = float((pool["probs"][ok].argmax(1) == pool["labels"][ok]).mean())
+    print(f"calibration digits: {len(idx)} x {args.renders} renders, accuracy {acc * 100:.2f} %, "
+          f"{int(pool['empty'].sum())} called empty  [{time.time() - t0:.0f}s]")
+    fields = make_fields(rng, args.fields, args.miswritten)
+    res = read_fields(fields, pool, rng)
+    t, table = choose_threshold(res, args.floor)
+    print(f"fields: {args.fields} valid, {args.miswritten} miswritten  [{time.time() - t0:.0f}s]")
+    print(f"{'threshold':>10} {'straight-through':>17} {'wrong/1000':>11} {'UCB95/1000':>11} {'miswritten acc.':>16}")
+    for r in table:
+        mark = "  <- chosen" if r["threshold"] == t else ""
+        print(f"{r['threshold']:>10.4f} {r['straight_through'] * 100:>16.2f}% {r['wrong_per_1000']:>11.3f} "
+              f"{r['wrong_ucb_per_1000']:>11.3f} {r['miswritten_accepted']:>16d}{mark}")
+    if not args.dry_run:
+        with np.load(args.model, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        arrays["accept_threshold"] = np.float32(t)
+        save_model(arrays, args.model)
+        print(f"stored accept_threshold={t} in {args.model}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
