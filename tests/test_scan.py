@@ -336,3 +336,24 @@ def test_qr_photos_from_other_projects_decode(tmp_path):
             decoded += 1
     assert expected >= 10
     assert decoded / expected >= 0.6, (decoded, expected)
+
+
+def test_an_id_copy_whose_redaction_cannot_be_proven_is_not_stored(scenario, tmp_path, monkeypatch):
+    """The proof is the redactor's (tests/test_redact.py); here: what the intake does when it fails."""
+    from pipeline.redact.engine import RedactionFailed
+    from pipeline.scan.intake import Intake
+
+    class Unproven:
+        proof_clean, numbers_covered, barcodes_covered = False, 1, 0
+
+        def require_clean(self):
+            raise RedactionFailed("a My Number is still readable after redaction; the page must not be stored")
+
+    settings = scenario.home(tmp_path, monkeypatch)
+    summary = Intake(settings, actor="mailroom", site=None, redact=lambda image, dpi: Unproven()).run(
+        [scenario.files[0]])
+    with db.session_scope(settings.db_url) as s:
+        pages = s.execute(select(ScannedPage).where(ScannedPage.document.is_(None))).scalars().all()
+        assert pages and all(p.status == "problem" and p.stored_file_id is None for p in pages)
+        assert all("black it out by hand" in p.message for p in pages)
+    assert any("could not be proven clean" in p for p in summary.problems)

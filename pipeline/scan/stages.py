@@ -178,6 +178,7 @@ def redact_id_copies(work: PageWork, ctx: IntakeContext) -> None:
         return
     try:
         result = ctx.redact(work.source.image, work.source.dpi)
+        clean_image = result.require_clean()   # a page a number can still be read from is never stored
     except Exception as exc:  # a failed proof: the page must not be stored
         work.facts.status, work.done = "problem", True
         work.facts.message = (f"the ID copy could not be proven clean after redaction ({getattr(exc, 'message', exc)}); "
@@ -186,7 +187,7 @@ def redact_id_copies(work: PageWork, ctx: IntakeContext) -> None:
     work.facts.checks["numbers_covered"] = int(result.numbers_covered)
     work.facts.checks["barcodes_covered"] = int(getattr(result, "barcodes_covered", 0))
     work.facts.checks["proof_clean"] = bool(result.proof_clean)
-    ok, png = cv2.imencode(".png", np.asarray(result.image.convert("L")))
+    ok, png = cv2.imencode(".png", np.asarray(clean_image.convert("L")))
     work.facts.image_bytes, work.facts.image_kind = png.tobytes(), "id_copy_redacted"
 
 

@@ -1,0 +1,284 @@
+"""Redaction end to end on synthetic ID copies (tests/idcards.py) and on the shared negatives.
+
+Needs tesseract (eng + jpn); skipped cleanly without it. Every number here is a random valid My Number
+drawn by the generator, never a real one, and no test prints one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests import idcards
+from pipeline import cli
+from pipeline.errors import ExternalProgramError
+from pipeline.redact import analyzer as an
+from pipeline.redact import redact_page, tesseract
+from pipeline.redact.redactor import ImageRedactor, fresh
+
+try:
+    tesseract.require_languages("eng", "jpn")
+    HAVE_TESSERACT = True
+except ExternalProgramError:
+    HAVE_TESSERACT = False
+
+pytestmark = pytest.mark.skipif(not HAVE_TESSERACT, reason="tesseract with eng+jpn is not installed")
+
+IDS = Path(os.environ.get("MYNUMBER_SHARED", "/work/shared")) / "data" / "ids"
+TWELVE = re.compile(r"(?<!\d)\d{12}(?!\d)")
+
+_cache: dict = {}
+
+
+def redacted(kind="card_back", seed=0, **kw):
+    key = (kind, seed, tuple(sorted(kw.items())))
+    if key not in _cache:
+        sample = idcards.make_sample(kind, seed, **kw)
+        _cache[key] = (sample, redact_page(sample.image, dpi=sample.dpi))
+    return _cache[key]
+
+
+def assert_clean(sample, result):
+    score = idcards.score(sample, result.boxes)
+    assert score.numbers_covered == score.numbers, f"{score.numbers - score.numbers_covered} number(s) visible"
+    assert score.barcodes_covered == score.barcodes
+    assert score.other_share <= 0.02, f"{score.other_share:.1%} of other text covered"
+    assert result.proof_clean
+    assert result.image.size == sample.image.size
+
+
+# ------------------------------------------------------------------------------------------ finding
+
+@pytest.mark.parametrize("grouping", idcards.GROUPINGS)
+def test_groupings_on_the_notification_card(grouping):
+    sample, result = redacted("notification", 1, grouping=grouping)
+    assert_clean(sample, result)
+    assert result.numbers_covered == 1
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_page_orientations(rotation):
+    sample, result = redacted("card_back", 2, rotation=rotation, grouping="hyphen")
+    assert_clean(sample, result)
+
+
+def test_card_back_number_and_its_qr_code():
+    sample, result = redacted("card_back", 3, skew=-3.0)
+    assert_clean(sample, result)
+    assert result.numbers_covered == 1 and result.barcodes_covered == 1
+    import zxingcpp
+    assert zxingcpp.read_barcodes(np.asarray(sample.image.convert("L")))      # the QR was readable ...
+    assert not zxingcpp.read_barcodes(np.asarray(result.image.convert("L")))  # ... and is no more
+
+
+def test_dark_card_low_contrast_noise_jpeg():
+    sample, result = redacted("card_back", 4, background="dark", contrast=0.45, noise=8.0, jpeg=60,
+                              grouping="fullwidth", skew=2.0)
+    assert_clean(sample, result)
+
+
+def test_residence_certificate_sideways_on_a_dark_lid():
+    sample, result = redacted("residence", 5, rotation=270, skew=1.5, background="dark_surround", jpeg=70)
+    assert_clean(sample, result)
+    assert result.numbers_covered == 3
+
+
+def test_a4_sheet_with_several_cards_upside_down():
+    sample, result = redacted("sheet", 6, rotation=180, grouping="space", noise=6.0)
+    assert_clean(sample, result)
+    assert result.numbers_covered == 2 and result.barcodes_covered == 1
+
+
+def test_labelled_number_with_a_failed_check_digit_is_covered():
+    sample, result = redacted("residence", 7, invalid_member=1, grouping="hyphen")
+    assert [n.valid for n in sample.numbers] == [True, False, True]
+    assert_clean(sample, result)
+    assert result.labelled_only == 1
+
+
+def test_unlabelled_invalid_runs_and_other_numbers_stay_visible():
+    """Dates, phone numbers, postal codes, the 13-digit corporate number, the 11-digit resident code and
+    the passport number all stay fully visible."""
+    kinds = {"date", "phone", "postal", "corporate", "resident_code", "passport"}
+    seen = set()
+    for sample, result in (redacted("residence", 5, rotation=270, skew=1.5, background="dark_surround", jpeg=70),
+                           redacted("sheet", 6, rotation=180, grouping="space", noise=6.0)):
+        mask = idcards._mask_of(sample.image.size, [np.asarray(b.points) for b in result.boxes])
+        for other in sample.others:
+            if other.kind in kinds:
+                seen.add(other.kind)
+                assert idcards._covered_fraction(mask, other.quad) == 0.0, other.kind
+    assert seen == kinds
+
+
+def test_a_passport_alone_is_left_untouched():
+    sample, result = redacted("passport", 8)
+    assert result.boxes == () and result.proof_clean
+    assert np.array_equal(np.asarray(result.image), np.asarray(fresh(sample.image)))
+
+
+# ------------------------------------------------------------------------------- shared negatives
+
+def _negative_images():
+    if not IDS.is_dir():
+        return []
+    files = sorted(p for p in IDS.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    if os.environ.get("MYNUMBER_FULL_NEGATIVES"):
+        return files
+    # a fixed, spread-out subset keeps the suite fast (passports with MRZ lines, ID cards, Presidio's
+    # documents); MYNUMBER_FULL_NEGATIVES=1 reads all of them
+    main = [p for p in files if "mrz_testdata" not in p.parts and "redacted" not in p.name]
+    mrz = [p for p in files if "mrz_testdata" in p.parts]
+    return main + mrz[1::6]
+
+
+@pytest.mark.skipif(not IDS.is_dir(), reason="shared ID negatives (/work/shared/data/ids) not present")
+def test_shared_negatives_have_no_my_number():
+    """Passports, ID cards and other documents of /work/shared/data/ids: nothing of theirs is a My Number
+    (NOTES.md), so nothing may be found. Read in place, never copied."""
+    images = _negative_images()
+    assert images
+    pages = []
+    for path in images:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if max(im.size) > 1600:
+                im.thumbnail((1600, 1600))
+            pages.append(an.PageImage.from_pil(im))
+    found = an.analyze_many(pages)             # one tesseract process per step for all of them
+    hits = [path.name for path, f in zip(images, found) if f]
+    assert hits == []
+
+
+# ------------------------------------------------------------------------------------ the API
+
+def test_scan_pipeline_api():
+    sample, result = redacted("card_back", 3, skew=-3.0)
+    event = result.event()
+    assert event == {"numbers_covered": 1, "barcodes_covered": 1, "boxes": 2, "proof_clean": True}
+    assert result.require_clean() is result.image
+    assert result.image.info == {}
+    assert not TWELVE.search(json.dumps(result.to_json()) + repr(result) + repr(result.findings))
+    assert sample.numbers[0].digits not in repr(result.findings)
+
+
+# ---------------------------------------------------------------------------------------- CLI
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("in")
+    card = idcards.make_sample("card_back", 11, grouping="space")
+    card.image.save(d / "card.png")
+    page1 = idcards.make_sample("residence", 12, rotation=90, grouping="none")
+    page2 = idcards.make_sample("notification", 13, grouping="hyphen")
+    page1.image.convert("RGB").save(d / "copies.pdf", save_all=True, append_images=[page2.image.convert("RGB")],
+                                    resolution=200)
+    digits = [n.digits for s in (card, page1, page2) for n in s.numbers]
+    return d, digits
+
+
+def _no_numbers(text: str, digits):
+    assert not TWELVE.search(text)
+    for d in digits:
+        assert d not in text and f"{d[:4]} {d[4:8]} {d[8:]}" not in text and f"{d[:4]}-{d[4:8]}-{d[8:]}" not in text
+
+
+def test_cli_png_and_pdf_end_to_end(home, inputs, tmp_path, capsys):
+    src, digits = inputs
+    out = tmp_path / "out"
+    rc = cli.main(["--as", "hr", "-v", "redact", str(src / "card.png"), str(src / "copies.pdf"), "--out", str(out), "--json"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    _no_numbers(captured.out + captured.err, digits)
+    report = json.loads(captured.out)
+    by_name = {Path(r["input"]).name: r for r in report["inputs"]}
+    assert by_name["card.png"]["status"] == "clean"
+    assert by_name["card.png"]["pages"][0]["numbers_covered"] == 1
+    assert by_name["card.png"]["pages"][0]["barcodes_covered"] == 1
+    assert [p["numbers_covered"] for p in by_name["copies.pdf"]["pages"]] == [3, 1]
+    assert all(p["proof"]["clean"] and p["boxes"] for p in by_name["copies.pdf"]["pages"])
+
+    with Image.open(out / "card.png") as im, Image.open(src / "card.png") as orig:
+        assert im.size == orig.size and not im.info.get("dpi") and "exif" not in im.info
+    _check_flat_pdf(src / "copies.pdf", out / "copies.pdf")
+    assert sorted(os.listdir(out)) == ["card.png", "copies.pdf"]
+
+
+def _check_flat_pdf(original: Path, written: Path):
+    import pikepdf
+    import pypdfium2 as pdfium
+    with pikepdf.open(original) as a, pikepdf.open(written) as b:
+        assert len(a.pages) == len(b.pages) == 2
+        for pa, pb in zip(a.pages, b.pages):
+            assert [round(float(v), 1) for v in pa.MediaBox] == [round(float(v), 1) for v in pb.MediaBox]
+            xobjs = pb.Resources.XObject
+            assert list(xobjs.keys()) == ["/Im0"] and xobjs.Im0.Subtype == "/Image"
+            assert "/Font" not in pb.Resources and "/Annots" not in pb.obj
+        assert "/Metadata" not in b.Root and "/Info" not in b.trailer
+        # none of the original image streams survived
+        old = {bytes(o.read_raw_bytes()) for o in a.objects if isinstance(o, pikepdf.Stream)
+               and o.get("/Subtype") == "/Image"}
+        new = {bytes(o.read_raw_bytes()) for o in b.objects if isinstance(o, pikepdf.Stream)
+               and o.get("/Subtype") == "/Image"}
+        assert not old & new
+    doc = pdfium.PdfDocument(str(written))
+    try:
+        assert all(doc[i].get_textpage().get_text_range().strip() == "" for i in range(len(doc)))
+    finally:
+        doc.close()
+
+
+def test_cli_text_output_and_a_refused_page(home, inputs, tmp_path, capsys, monkeypatch):
+    """A redactor that draws nothing: the proof still reads the number, the file is not written, and the
+    exit status says so."""
+    src, digits = inputs
+    monkeypatch.setattr(ImageRedactor, "redact", lambda self, image, findings: (fresh(image), []))
+    out = tmp_path / "out"
+    rc = cli.main(["--as", "mailroom", "redact", str(src / "card.png"), "--out", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 65
+    assert "NOT written" in captured.out and "FAILED" in captured.out
+    _no_numbers(captured.out + captured.err, digits)
+    assert not out.exists() or os.listdir(out) == []
+
+
+def test_cli_missing_input_and_bad_usage(home, tmp_path, capsys):
+    assert cli.main(["--as", "hr", "redact", str(tmp_path / "nope.png"), "--out", str(tmp_path / "o")]) == 66
+    assert cli.main(["--as", "hr", "redact", str(tmp_path / "x.docx"), "--out", str(tmp_path / "o")]) == 2
+    capsys.readouterr()
+
+
+def test_cli_without_tesseract_is_exit_69(home, inputs, tmp_path, monkeypatch, capsys):
+    src, _ = inputs
+    monkeypatch.setenv(tesseract.PROGRAM_ENV, str(tmp_path / "missing-tesseract"))
+    assert cli.main(["--as", "hr", "redact", str(src / "card.png"), "--out", str(tmp_path / "o")]) == 69
+    assert "tesseract" in capsys.readouterr().err
+
+
+def test_no_temp_files_left(inputs, tmp_path, monkeypatch):
+    """tesseract reads line images from stdin: nothing is written to the temp dir while redacting."""
+    import tempfile
+    src, _ = inputs
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    sample, _ = redacted("card_back", 3, skew=-3.0)
+    redact_page(sample.image)
+    assert list(tmp.iterdir()) == []
+    shutil.rmtree(tmp)
+
+
+def test_batched_pages_give_the_same_result():
+    from pipeline.redact import redact_pages
+    a, ra = redacted("notification", 1, grouping="space")
+    b, rb = redacted("card_back", 2, rotation=90, grouping="hyphen")
+    batch = redact_pages([a.image, b.image], dpis=[a.dpi, b.dpi])
+    assert [r.event() for r in batch] == [ra.event(), rb.event()]
+    assert [[x.bbox() for x in r.boxes] for r in batch] == [[x.bbox() for x in r.boxes] for r in (ra, rb)]

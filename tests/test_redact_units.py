@@ -1,0 +1,230 @@
+"""Redaction units that need no OCR: digit spans, payloads, TSV parsing, the tesseract wrapper's errors,
+drawing, and the flattened-PDF check. Fast; run everywhere."""
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.errors import ExternalProgramError, InputError
+from pipeline.redact import digits, documents, tesseract
+from pipeline.redact.analyzer import ENTITY, Finding, merge, payload_numbers
+from pipeline.redact.redactor import ImageRedactor, fresh
+
+VALID = "123456789018"        # the worked example of DOMAIN.md, not a person's number
+INVALID = "123456789010"
+
+
+@dataclass
+class W:                       # a word as tesseract gives it
+    text: str
+    left: int
+    top: int = 10
+    width: int = 0
+    height: int = 30
+    conf: float = 95.0
+
+    def __post_init__(self):
+        if not self.width:
+            self.width = 20 * len(self.text)
+
+
+def words(*texts, gap=12, conf=95.0):
+    out, x = [], 0
+    for t in texts:
+        w = W(t, x, conf=conf)
+        out.append(w)
+        x += w.width + gap
+    return out
+
+
+def spans_of(*texts, gap=12):
+    return digits.spans(digits.tokens_from_words(words(*texts, gap=gap)))
+
+
+@pytest.mark.parametrize("texts", [("1234", "5678", "9018"), ("1234-5678-9018",), ("123456789018",),
+                                   ("1234", "5678-9018")])
+def test_groupings_make_one_valid_span(texts):
+    found = spans_of(*texts)
+    assert [s.valid for s in found] == [True]
+    assert found[0].masked == "********9018"
+
+
+def test_junk_glued_to_the_first_group_is_trimmed():
+    found = spans_of("84529", "2347", "6928")    # "8" is the label read as a digit
+    assert any(s.digits == "452923476928" for s in found)
+    junk = [s for s in found if s.digits == "452923476928"][0]
+    assert junk.box[0] > 0                           # the box starts after the junk digit
+
+
+def test_longer_and_shorter_runs_are_not_numbers():
+    assert spans_of("1234567890123") == []          # 13-digit corporate number
+    assert spans_of("03-1234-5678") == []            # phone
+    assert spans_of("123-4567") == []                # postal code
+    assert spans_of("19900101") == []                # date
+    assert spans_of("TK1234567") == []               # passport number
+
+
+def test_words_split_at_kanji_and_far_gaps():
+    toks = digits.tokens_from_words(words("2097年11月12日"))
+    assert [t.digits for t in toks] == ["2097", "11", "12"]
+    assert spans_of("1234X5678Y9018") == []          # letters between groups: not one number (MRZ lines)
+    assert spans_of("1234", "5678", "9018", gap=400) == []   # three far-apart groups are not one number
+
+
+def test_confusable_letters_in_mostly_digit_words():
+    assert digits.clean_word("l234-5678-9O18") == "1234-5678-9018"
+    assert digits.clean_word("SOIL") == "SOIL"
+    assert digits.clean_word("１２３４") == "1234"
+
+
+def test_span_repr_hides_the_digits():
+    s = spans_of("1234", "5678", "9018")[0]
+    assert VALID not in repr(s) and "5678" not in repr(s)
+
+
+def test_payload_numbers():
+    assert payload_numbers(f"個人番号:{VALID} 氏名:山田") == [(True, True)]
+    assert payload_numbers(f"MN={VALID};V=1") == [(True, True)]
+    assert payload_numbers(f"{INVALID}") == [(False, False)]
+    assert payload_numbers("https://example.com/1234567890123") == []
+    assert payload_numbers("") == []
+
+
+def test_parse_tsv_groups_by_page():
+    tsv = ("level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext\n"
+           "1\t1\t0\t0\t0\t0\t0\t0\t100\t30\t-1\t\n"
+           "5\t1\t1\t1\t1\t1\t3\t4\t50\t20\t96.5\t1234\n"
+           "5\t2\t1\t1\t1\t1\t5\t6\t40\t20\t-1\t \n"
+           "5\t2\t1\t1\t1\t2\t9\t6\t40\t20\t88\t5678\n")
+    pages = tesseract.parse_tsv(tsv, 2)
+    assert [[w.text for w in p] for p in pages] == [["1234"], ["5678"]]
+    assert pages[0][0].right == 53 and pages[1][0].conf == 88
+
+
+def test_sanitised_stderr_never_echoes_digit_runs():
+    msg = tesseract._sanitise(f"Error: bad image {VALID}\nPage 1\n".encode())
+    assert VALID not in msg and "9018" not in msg and "Page 1" not in msg
+
+
+def test_tesseract_runs_single_threaded():
+    assert tesseract._env()["OMP_THREAD_LIMIT"] == "1"
+
+
+def _fake_tesseract(tmp_path: Path, body: str) -> Path:
+    script = tmp_path / "fake-tesseract"
+    script.write_text("#!/bin/sh\n"
+                      'case "$1" in --version) echo "tesseract 5.3.0"; exit 0;; '
+                      '--list-langs) printf "List of available languages (2):\\neng\\njpn\\n"; exit 0;; esac\n'
+                      "cat > /dev/null\n" + body + "\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return script
+
+
+def test_missing_tesseract_is_exit_69(monkeypatch, tmp_path):
+    monkeypatch.setenv(tesseract.PROGRAM_ENV, str(tmp_path / "no-such-tesseract"))
+    with pytest.raises(ExternalProgramError) as err:
+        tesseract.probe()
+    assert err.value.exit_code == 69 and "tesseract" in err.value.message and "install" in err.value.message
+
+
+def test_failing_tesseract_is_a_typed_error_without_numbers(monkeypatch, tmp_path):
+    fake = _fake_tesseract(tmp_path, f'echo "cannot read {VALID}" >&2; exit 3')
+    monkeypatch.setenv(tesseract.PROGRAM_ENV, str(fake))
+    with pytest.raises(ExternalProgramError) as err:
+        tesseract.recognise([np.full((20, 40), 255, np.uint8)])
+    assert err.value.exit_code == 69 and "exit 3" in err.value.message and VALID not in err.value.message
+
+
+def test_a_crashing_line_is_isolated_not_fatal(monkeypatch, tmp_path):
+    fake = _fake_tesseract(tmp_path, "kill -FPE $$")
+    monkeypatch.setenv(tesseract.PROGRAM_ENV, str(fake))
+    out = tesseract.recognise_detailed([np.full((20, 40), 255, np.uint8)] * 3)
+    assert out == [None, None, None]
+    assert tesseract.recognise([np.full((20, 40), 255, np.uint8)]) == [[]]
+
+
+def test_tesseract_timeout(monkeypatch, tmp_path):
+    fake = _fake_tesseract(tmp_path, "sleep 5")
+    monkeypatch.setenv(tesseract.PROGRAM_ENV, str(fake))
+    with pytest.raises(ExternalProgramError) as err:
+        tesseract.recognise([np.full((20, 40), 255, np.uint8)], timeout=0.5)
+    assert "timed out" in err.value.message
+
+
+def _finding(quad, source="ocr"):
+    return Finding(ENTITY, source, (tuple(quad),), 0.9, True, False, "check digit", "********9018")
+
+
+def test_redactor_draws_solid_boxes_on_a_fresh_raster():
+    img = Image.new("RGB", (200, 100), (250, 250, 250))
+    img.info["exif"] = b"secret"
+    out, boxes = ImageRedactor().redact(img, [_finding([(10, 10), (60, 10), (60, 40), (10, 40)])])
+    arr = np.asarray(out)
+    assert out.size == img.size and out.info == {}
+    assert (arr[12:38, 12:58] == 0).all() and (arr[60:, :] == 250).all()
+    assert [b.kind for b in boxes] == ["number"] and boxes[0].bbox() == (10, 10, 60, 40)
+
+
+def test_fresh_keeps_grey_grey():
+    assert fresh(Image.new("1", (10, 10), 1)).mode == "L"
+    assert fresh(Image.new("P", (10, 10))).mode == "RGB"
+
+
+def test_merge_counts_one_number_read_twice():
+    a = _finding([(0, 0), (100, 0), (100, 20), (0, 20)])
+    b = _finding([(2, 1), (101, 1), (101, 21), (2, 21)])
+    c = _finding([(0, 100), (100, 100), (100, 120), (0, 120)])
+    assert len(merge([a, b, c])) == 2
+
+
+def test_verify_pdf_rejects_a_text_layer(tmp_path):
+    import pikepdf
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=(200, 100))
+    page = pdf.pages[0]
+    page.obj.Resources = pikepdf.Dictionary(Font=pikepdf.Dictionary())
+    pdf.save(tmp_path / "t.pdf")
+    with pytest.raises(InputError):
+        documents.verify_pdf(tmp_path / "t.pdf")
+
+
+def test_write_pdf_is_flat_and_keeps_page_size(tmp_path):
+    img = Image.new("L", (300, 200), 255)
+    jpeg = documents.encoder_for("PDF")(img)
+    documents.write_pdf(tmp_path / "o.pdf", [(img, jpeg, (216.0, 144.0))])
+    documents.verify_pdf(tmp_path / "o.pdf", 1)
+    import pikepdf
+    with pikepdf.open(tmp_path / "o.pdf") as pdf:
+        assert [float(v) for v in pdf.pages[0].MediaBox] == [0, 0, 216, 144]
+        assert "/Info" not in pdf.trailer and "/Metadata" not in pdf.Root
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".part")]
+
+
+def test_unsupported_input_type():
+    with pytest.raises(InputError):
+        documents.kind_of(Path("notes.docx"))
+
+
+def test_run_many_shares_one_tesseract_call_per_step(monkeypatch):
+    from pipeline.redact import analyzer as an
+    calls = []
+
+    def fake(images, **params):
+        calls.append((len(images), params["lang"]))
+        return [[W(str(len(images)), 0)] for _ in images]
+
+    monkeypatch.setattr(tesseract, "recognise_detailed", fake)
+
+    def steps(n):
+        first = yield an.OcrRequest([np.zeros((2, 2), np.uint8)] * n, {"lang": "eng"})
+        second = yield an.OcrRequest([np.zeros((2, 2), np.uint8)], {"lang": "jpn"})
+        return len(first) + len(second)
+
+    assert an.run_many([steps(1), steps(2), steps(3)]) == [2, 3, 4]
+    assert calls == [(6, "eng"), (3, "jpn")]
