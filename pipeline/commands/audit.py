@@ -215,7 +215,8 @@ def emit(records: Iterable[dict], columns: Sequence[str], fmt: str, *, key: str,
     out = out or sys.stdout
     count = 0
     if fmt == "json":
-        prefix = "{" + "".join(f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}, " for k, v in (head or {}).items())
+        prefix = "{" + "".join(f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}, "
+                               for k, v in (head or {}).items())
         out.write(prefix + json.dumps(key) + ": [")
         for record in records:
             out.write(("," if count else "") + "\n " + json.dumps(record, ensure_ascii=False))

@@ -82,12 +82,14 @@ def _subject_cte(kind: str | None):
         parts.append(select(literal("kit").label("kind"), Kit.id.label("pk"), Person.person_id.label("person_id"),
                             Kit.id.label("kit_id")).join(Person, Kit.person_id == Person.id).where(Kit.code == key))
     if kind in (None, "document"):
-        parts.append(select(literal("document"), Document.id, Person.person_id, Document.kit_id)
+        parts.append(select(literal("document").label("kind"), Document.id.label("pk"),
+                            Person.person_id.label("person_id"), Document.kit_id.label("kit_id"))
                      .join(Kit, Document.kit_id == Kit.id).join(Person, Kit.person_id == Person.id)
                      .where(Document.code == key))
     if kind in (None, "person"):
         # kits.person_id has no index: this is the one scan of kits; everything else goes by kit id.
-        parts.append(select(literal("person"), Person.id, Person.person_id, Kit.id)
+        parts.append(select(literal("person").label("kind"), Person.id.label("pk"), Person.person_id.label("person_id"),
+                            Kit.id.label("kit_id"))
                      .outerjoin(Kit, Kit.person_id == Person.id).where(Person.person_id == key))
     return (union_all(*parts) if len(parts) > 1 else parts[0]).cte("subject")
 
