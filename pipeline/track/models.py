@@ -56,7 +56,7 @@ class Kit(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(16), unique=True)
-    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     site: Mapped[str] = mapped_column(String(100))
     state: Mapped[str] = mapped_column(String(24), default="printed")
@@ -298,8 +298,8 @@ class TransferItem(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     transfer_id: Mapped[int] = mapped_column(ForeignKey("transfers.id"), index=True)
-    kit_id: Mapped[int | None] = mapped_column(ForeignKey("kits.id"))
-    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
+    kit_id: Mapped[int | None] = mapped_column(ForeignKey("kits.id"), index=True)
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"), index=True)
 
 
 class Reminder(Base):
