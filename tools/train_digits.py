@@ -16,7 +16,8 @@ blur, JPEG, stroke thickness, rotation/shear, the printed box border with +-1 mm
 border, neighbouring boxes, bilevel scans, 150-600 dpi) by :func:`synth_box_crop` and then cleaned by the SAME
 ``pipeline.scan.digits.prepare_box`` used at run time. Each epoch sees a fresh rendering.
 
-Run (background, ~20 min on one core):
+Run (background; 12 epochs over 2 renderings, about 21 min of CPU on one core — 37 min wall on a busy shared
+machine):
   OMP_NUM_THREADS=1 nohup .venv/bin/python tools/train_digits.py > /tmp/train_digits.log 2>&1 &
 The model, temperature (fitted on the validation split) and preprocessing parameters are written to
 pipeline/models/digits.npz; tools/calibrate_digits.py then adds ``accept_threshold``.
@@ -236,7 +237,8 @@ def synth_box_crop(glyph: np.ndarray | None, rng: np.random.Generator, *, handwr
         rot = np.deg2rad(rng.uniform(-12, 12) * hard if handwritten else rng.uniform(-3, 3) * hard)
         shear = rng.uniform(-0.25, 0.25) * hard if handwritten else rng.uniform(-0.08, 0.08) * hard
         scale = height_mm * s / max(gh - 4, 1)
-        A = np.array([[aspect, shear], [0.0, 1.0]]) @ np.array([[np.cos(rot), -np.sin(rot)], [np.sin(rot), np.cos(rot)]])
+        A = np.array([[aspect, shear], [0.0, 1.0]]) @ np.array([[np.cos(rot), -np.sin(rot)],
+                                                               [np.sin(rot), np.cos(rot)]])
         A = A * scale
         # transformed bounding box of the glyph
         corners = np.array([[0, 0], [gw, 0], [0, gh], [gw, gh]], np.float64) - [gw / 2, gh / 2]
@@ -264,7 +266,8 @@ def synth_box_crop(glyph: np.ndarray | None, rng: np.random.Generator, *, handwr
                 cx = bx1 * s - half_w + over
         pre = min(1.0, scale * 1.2)  # downscale the source first (area filter) so thin strokes do not alias away
         if pre < 1.0:
-            g = cv2.resize(g, (max(2, int(round(gw * pre))), max(2, int(round(gh * pre)))), interpolation=cv2.INTER_AREA)
+            g = cv2.resize(g, (max(2, int(round(gw * pre))), max(2, int(round(gh * pre)))),
+                           interpolation=cv2.INTER_AREA)
             A = A * (gw / g.shape[1])
             gh, gw = g.shape
         M = np.zeros((2, 3))
@@ -452,8 +455,8 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(SEED)
     t0 = time.time()
 
-    def log(msg):
-        print(f"[{time.time() - t0:7.1f}s] {msg}", flush=True)
+    def log(msg):  # wall-clock and CPU seconds (the machine may be shared)
+        print(f"[{time.time() - t0:7.1f}s wall, {time.process_time():7.1f}s cpu] {msg}", flush=True)
 
     root = data_dir()
     tr = load_mnist_train(root) if root else None
@@ -546,7 +549,8 @@ def main(argv=None) -> int:
             tot += loss.item() * len(b)
         _, va = evaluate(vx, vy)
         _, pa = evaluate(pvx, pvy)
-        log(f"epoch {ep + 1}: loss {tot / len(order):.4f}  val handwritten {va * 100:.2f}%  val printed {pa * 100:.2f}%")
+        log(f"epoch {ep + 1}: loss {tot / len(order):.4f}  val handwritten {va * 100:.2f}%  "
+            f"val printed {pa * 100:.2f}%")
 
     model.eval()
     vlog, va = evaluate(np.concatenate([vx, pvx]), np.concatenate([vy, pvy]))
@@ -572,7 +576,8 @@ def main(argv=None) -> int:
                                        "printed_per_epoch": args.printed_per_epoch, "rounds": args.rounds,
                                        "fonts_train": sorted({g[2] for g in train_glyphs}),
                                        "fonts_heldout": sorted(HELDOUT_FONTS),
-                                       "val_accuracy": va, "seconds": round(time.time() - t0)}))
+                                       "val_accuracy": va, "seconds": round(time.time() - t0),
+                                       "cpu_seconds": round(time.process_time())}))
     # no accept_threshold: a new model must be calibrated again (tools/calibrate_digits.py)
     save_model(arrays, args.out, **meta)
     log(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB); re-run tools/calibrate_digits.py")

@@ -384,7 +384,8 @@ class DigitClassifier:
         self.convs = []
         i = 0
         while f"conv{i}_w" in arrays:
-            self.convs.append((np.asarray(arrays[f"conv{i}_w"], np.float32), np.asarray(arrays[f"conv{i}_b"], np.float32)))
+            self.convs.append((np.asarray(arrays[f"conv{i}_w"], np.float32),
+                               np.asarray(arrays[f"conv{i}_b"], np.float32)))
             i += 1
         if not self.convs:
             raise ValueError("the model file holds no convolution weights")
