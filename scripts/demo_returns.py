@@ -1,0 +1,55 @@
+"""Demo only: what people send back. Fills the returned pages of printed kits with (random, valid) typed
+numbers, ticks and signatures, adds a copy of a number card, and degrades everything like a sheet-fed scan.
+Usage: python scripts/demo_returns.py KITS.pdf MANIFEST.csv OUT_SCAN.pdf"""
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pipeline import layout  # noqa: E402
+from pipeline.kit.compose import fields_in_use  # noqa: E402
+from tests import idcards, scansim  # noqa: E402
+
+RETURNED = ("provision_form", "delegation_agreement", "envelope_label", "id_copy_sheet")
+
+
+def main(kits_pdf: str, manifest: str, out: str) -> None:
+    rng = np.random.default_rng(2026)
+    rows = list(csv.DictReader(open(manifest, encoding="utf-8")))
+    dependents = {}
+    for r in rows:
+        if r["document"] == "provision_form":
+            page = layout.load().documents["provision_form"].page(int(r["doc_page"]))
+            dependents[r["person_id"]] = max(dependents.get(r["person_id"], 0),
+                                             max((int(f.field[9:]) for f in page.number_fields
+                                                  if f.field.startswith("dependent")), default=0))
+    pages = []
+    for i, r in enumerate(rows):
+        if r["document"] not in RETURNED:
+            continue
+        page_layout = layout.load().documents[r["document"]].page(int(r["doc_page"]))
+        img = scansim.rasterise(kits_pdf, i, 300)
+        for f in page_layout.number_fields:
+            if any(f.field == name for name in fields_in_use(r["document"], int(r["doc_page"]), 8)):
+                scansim.write_digits(img, page_layout, f.field, scansim.random_valid_number(rng), 300,
+                                     style="printed", rng=rng)
+        if "consent" in page_layout.checkboxes:
+            scansim.tick_checkbox(img, page_layout, "consent", 300, rng)
+        for name in page_layout.signatures:
+            scansim.sign(img, page_layout, name, 300, rng)
+        if r["document"] == "id_copy_sheet":
+            scansim.paste_id_copy(img, page_layout.paste_areas["number_check"], 300,
+                                  idcards.make_sample("notification", seed=i), rng=rng)
+        pages.append(scansim.degrade(img, 300, rng, rotate=int(rng.choice([0, 90, 180, 270])),
+                                     skew_deg=float(rng.uniform(-2, 2)), noise=4.0, jpeg_quality=80))
+    scansim.make_scan_pdf(pages, out)
+    print(f"{len(pages)} returned pages 'scanned' into {out}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
