@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -245,7 +244,7 @@ def test_duplicate_page_changes_nothing(scenario, tmp_path, monkeypatch, cli):
 
 
 def _other_company_page(tmp_path: Path) -> Image.Image:
-    rows = _print_kits(tmp_path / "other-home", tmp_path)
+    _print_kits(tmp_path / "other-home", tmp_path)
     db.engine_for(config.database_url(tmp_path / "other-home")).dispose()
     return scansim.rasterise(tmp_path / "kits.pdf", 1, 200)
 

@@ -2,7 +2,6 @@
 "when, who, which document, what was done" for any kit, person or document."""
 from __future__ import annotations
 
-import argparse
 import csv
 import datetime as dt
 import json
@@ -16,7 +15,7 @@ from typing import Iterable, Iterator, Sequence
 from .. import config, db
 from ..errors import IntegrityError, UsageError
 from ..track import audit, digest, queries
-from .listing import parse_local
+from .listing import date_arg, parse_local
 
 FORMATS = ("table", "csv", "json")
 EVENT_COLUMNS = ("seq", "time", "actor", "action", "object", "site", "details")
@@ -38,13 +37,6 @@ def _end(text: str) -> dt.datetime:
     return parse_local((day + dt.timedelta(days=1)).isoformat())
 
 
-def _day(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-
-
 def register(sub) -> None:
     p = sub.add_parser("audit", help="verify the event log, anchor its head, query histories (manager, auditor)")
     asub = p.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
@@ -59,7 +51,7 @@ def register(sub) -> None:
     an.add_argument("--out", type=Path, required=True, metavar="ANCHOR.json")
     an.add_argument("--digest", type=Path, metavar="DIGEST.pdf",
                     help="where the digest goes (default: beside --out, same name with .pdf)")
-    an.add_argument("--date", type=_day, help="the day whose events the digest counts (default: today)")
+    an.add_argument("--date", type=date_arg, help="the day whose events the digest counts (default: today)")
     an.set_defaults(handler=run_anchor)
 
     hi = asub.add_parser("history", help="every event about one kit, person or document, in time order")

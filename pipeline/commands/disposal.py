@@ -17,7 +17,8 @@ from ..errors import MyNumberError, UsageError
 from ..track import audit, disposal
 from ..track.certificate import write_certificate
 from ..track.models import DisposalBatch, Kit, Person, StorageLocation
-from .documents import FORMATS, date_arg, emit, today
+from .documents import FORMATS, emit, today
+from .listing import date_arg
 
 DUE_COLUMNS = ("document", "kit", "person_id", "type", "page", "state", "location", "disposal_due_on",
                "retention_rule")

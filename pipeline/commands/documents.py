@@ -4,7 +4,6 @@ Also holds the small output helpers the lifecycle commands share (dates, table|c
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import datetime as dt
 import io
@@ -19,11 +18,6 @@ LIST_COLUMNS = ("document", "kit", "person_id", "type", "page", "state", "locati
                 "retention_rule")
 
 
-def date_arg(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def today() -> dt.date:

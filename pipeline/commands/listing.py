@@ -95,3 +95,11 @@ def emit(rows: Sequence[dict], columns: Sequence[str], fmt: str, *, key: str, ou
     widths = [max([_width(c)] + [_width(row[i]) for row in cells]) for i, c in enumerate(columns)]
     for line in [list(columns)] + cells:
         print("  ".join(v + " " * (w - _width(v)) for v, w in zip(line, widths)).rstrip(), file=out)
+
+
+def date_arg(text: str) -> dt.date:
+    """A YYYY-MM-DD command-line date; argparse turns the error into a usage message."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from .. import config, db
 from ..track import audit

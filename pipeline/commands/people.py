@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import config, db
 from ..track import documents
-from .documents import date_arg
+from .listing import date_arg
 
 
 def register(sub) -> None:

@@ -6,14 +6,7 @@ import json
 
 from .. import config, db
 from ..track import users
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        import argparse
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+from .listing import date_arg
 
 
 def register(sub) -> None:
@@ -26,11 +19,11 @@ def register(sub) -> None:
     add.set_defaults(handler=run_add)
     ap = us.add_parser("appoint", help="record a handler's written appointment (manager)")
     ap.add_argument("name")
-    ap.add_argument("--date", type=_date, default=dt.date.today())
+    ap.add_argument("--date", type=date_arg, default=dt.date.today())
     ap.set_defaults(handler=run_appoint)
     tr = us.add_parser("train", help="record that a user passed the training (manager)")
     tr.add_argument("name")
-    tr.add_argument("--date", type=_date, default=dt.date.today())
+    tr.add_argument("--date", type=date_arg, default=dt.date.today())
     tr.set_defaults(handler=run_train)
     de = us.add_parser("deactivate", help="a user who left: can no longer act (admin)")
     de.add_argument("name")

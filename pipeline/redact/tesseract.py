@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import io
 import logging
 import os
 import re

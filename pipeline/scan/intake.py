@@ -25,7 +25,7 @@ from sqlalchemy.orm import selectinload
 from .. import config, db, layout as layout_mod, vault
 from ..progress import Progress
 from ..track import receiving
-from ..track.models import Kit, ScannedPage
+from ..track.models import Kit
 from ..track.receiving import PageFacts
 from ..track.sealed import Sealer
 from . import sources

@@ -8,7 +8,6 @@ from typing import Callable
 
 import cv2
 import numpy as np
-from PIL import Image
 
 import re
 
