@@ -102,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mynumber: interrupted; re-run the same command to continue", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`| head`): not an error of ours; silence the final flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return int(result or 0)
 
 
