@@ -30,7 +30,9 @@ except ExternalProgramError:
 
 pytestmark = pytest.mark.skipif(not HAVE_TESSERACT, reason="tesseract with eng+jpn is not installed")
 
-IDS = Path(os.environ.get("MYNUMBER_SHARED", "/work/shared")) / "data" / "ids"
+from tests.conftest import SHARED_DATA  # noqa: E402
+
+IDS = SHARED_DATA / "ids"   # ../shared/data beside the repository (or $MYNUMBER_SHARED_DATA)
 TWELVE = re.compile(r"(?<!\d)\d{12}(?!\d)")
 
 _cache: dict = {}
@@ -138,9 +140,9 @@ def _negative_images():
     return main + mrz[1::6]
 
 
-@pytest.mark.skipif(not IDS.is_dir(), reason="shared ID negatives (/work/shared/data/ids) not present")
+@pytest.mark.skipif(not IDS.is_dir(), reason="shared ID negatives (../shared/data/ids) not present")
 def test_shared_negatives_have_no_my_number():
-    """Passports, ID cards and other documents of /work/shared/data/ids: nothing of theirs is a My Number
+    """Passports, ID cards and other documents of ../shared/data/ids: nothing of theirs is a My Number
     (NOTES.md), so nothing may be found. Read in place, never copied."""
     images = _negative_images()
     assert images
