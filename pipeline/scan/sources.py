@@ -32,7 +32,7 @@ import hashlib
 import math
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -77,6 +77,9 @@ class PageImage:
     image: Image.Image    # mode "L", square pixels
     dpi: float            # effective resolution after resampling
     source_sha256: str    # of the whole file
+    # The scanner's own JPEG when `image` is exactly that JPEG decoded (upright, square pixels): it can be
+    # stored as the page's evidence as it is, instead of encoding the raster again.
+    original_jpeg: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -937,8 +940,20 @@ def _pdf_page(doc: _PdfFile, i: int, *, force_render: bool, render_unscanned: bo
         grey = grey.transpose(orient.op)
     dpi_x = 72.0 / (orient.pts_x * user_unit)
     dpi_y = 72.0 / (orient.pts_y * user_unit)
+    size_before = grey.size
     grey, dpi = _square(grey, dpi_x, dpi_y)
-    return PageImage(path, index, grey, round(dpi, 3), doc.sha)
+    original = None
+    if orient.op is None and grey.size == size_before and _is_plain_jpeg(obj):
+        original = bytes(obj.read_raw_bytes())
+    return PageImage(path, index, grey, round(dpi, 3), doc.sha, original)
+
+
+def _is_plain_jpeg(obj) -> bool:
+    import pikepdf
+    filters = obj.get("/Filter")
+    if isinstance(filters, pikepdf.Array) and len(filters) == 1:
+        filters = filters[0]
+    return filters == "/DCTDecode" and obj.get("/Decode") is None
 
 
 _GREY_OR_COLOUR = frozenset({"/DeviceGray", "/DeviceRGB", "/DeviceCMYK", "/CalGray", "/CalRGB"})

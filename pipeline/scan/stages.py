@@ -193,6 +193,9 @@ def redact_id_copies(work: PageWork, ctx: IntakeContext) -> None:
 def encode_page(work: PageWork, ctx: IntakeContext) -> None:
     if work.facts.image_bytes is not None or work.facts.status != "kit_page":
         return
+    if work.source.original_jpeg is not None:   # the scanner's own JPEG: better evidence, and no re-encoding
+        work.facts.image_bytes, work.facts.image_kind = work.source.original_jpeg, "page"
+        return
     gray = work.gray if work.gray is not None else np.asarray(work.source.image)
     ok, jpg = cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, 80])
     work.facts.image_bytes, work.facts.image_kind = jpg.tobytes(), "page"
