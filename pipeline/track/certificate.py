@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..kit.pdfwriter import Page, PdfWriter
 from ..kit.printing import FONT_PATH
@@ -166,18 +167,24 @@ class _Sheet:
         return len(pages)
 
 
-def _open(path: Path, title: str) -> tuple[PdfWriter, Path]:
+@contextmanager
+def _pdf(path: Path, title: str) -> Iterator[PdfWriter]:
+    """A PDF written beside its target and renamed into place only when complete; on any failure the partial
+    file is removed, so a certificate or list on disk is always whole."""
     if not FONT_PATH.exists():
         raise InputError(f"the Japanese font {FONT_PATH} is missing: install fonts-ipaexfont-gothic "
                          "(scripts/setup.sh does)")
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    return PdfWriter(partial, FONT_PATH, title=title), partial
-
-
-def _finish(writer: PdfWriter, partial: Path, path: Path) -> None:
-    writer.close()
-    os.replace(partial, path)
+    writer = PdfWriter(partial, FONT_PATH, title=title)
+    try:
+        yield writer
+        writer.close()
+        os.replace(partial, path)
+    except BaseException:
+        writer._abort()
+        partial.unlink(missing_ok=True)
+        raise
 
 
 DOCUMENT_COLUMNS = [Column("No.", 10, "no", "right"), Column("文書ID", 22, "document", "center"),
@@ -191,8 +198,7 @@ def _numbered(rows: list[dict]) -> list[dict]:
 
 def write_certificate(path: Path, record: BatchRecord, company) -> int:
     """The destruction certificate of one batch; returns the page count."""
-    writer, partial = _open(path, f"廃棄証明書 {record.code}")
-    try:
+    with _pdf(path, f"廃棄証明書 {record.code}") as writer:
         sheet = _Sheet(writer, "廃棄証明書", record.code)
         sheet.heading("廃棄証明書")
         sheet.right_lines([f"証明番号　{record.code}", company.name, company.department])
@@ -240,13 +246,7 @@ def write_certificate(path: Path, record: BatchRecord, company) -> int:
         if record.contractor:
             stamps.append(("委託先", record.contractor))
         sheet.stamps(stamps)
-        pages = sheet.write()
-        _finish(writer, partial, path)
-        return pages
-    except BaseException:
-        writer._abort()
-        partial.unlink(missing_ok=True)
-        raise
+        return sheet.write()
 
 
 def write_contents_list(path: Path, location, rows: list[dict], company, *, printed_on: dt.date,
@@ -254,8 +254,7 @@ def write_contents_list(path: Path, location, rows: list[dict], company, *, prin
     """The contents list of a storage location, as the company's own records have it (rows: document, kit,
     type, page, stored_on, disposal_due_on); returns the page count."""
     title = "保管箱内容一覧" if location.kind == "box" else "保管場所内容一覧"
-    writer, partial = _open(path, f"{title} {location.code}")
-    try:
+    with _pdf(path, f"{title} {location.code}") as writer:
         sheet = _Sheet(writer, title, location.code)
         sheet.heading(title)
         sheet.right_lines([company.name, company.department])
@@ -272,10 +271,4 @@ def write_contents_list(path: Path, location, rows: list[dict], company, *, prin
                                         Column("廃棄予定日", 22, "due", "center"), Column("確認", 23, "tick", "center")],
                     table_rows)
         sheet.stamps([("作成者", printed_by), ("確認者", "")])
-        pages = sheet.write()
-        _finish(writer, partial, path)
-        return pages
-    except BaseException:
-        writer._abort()
-        partial.unlink(missing_ok=True)
-        raise
+        return sheet.write()

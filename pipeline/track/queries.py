@@ -264,17 +264,22 @@ def action_condition(patterns: Sequence[str]):
     return or_(*conditions)
 
 
-def log(session: Session, *, start: dt.datetime | None = None, end: dt.datetime | None = None,
-        actors: Sequence[str] = (), actions: Sequence[str] = (), object_types: Sequence[str] = (),
-        limit: int | None = None, batch: int = 2000) -> Iterator[EventRow]:
-    """Events in chain order; `start` inclusive, `end` exclusive (naive UTC). Streamed in batches."""
-    query = select(*_COLUMNS)
+def _when_and_who(query, start: dt.datetime | None, end: dt.datetime | None, actors: Sequence[str]):
+    """The time window (start inclusive, end exclusive, naive UTC) and actor filters log and access share."""
     if start is not None:
         query = query.where(Event.at >= start)
     if end is not None:
         query = query.where(Event.at < end)
     if actors:
         query = query.where(Event.actor.in_(list(actors)))
+    return query
+
+
+def log(session: Session, *, start: dt.datetime | None = None, end: dt.datetime | None = None,
+        actors: Sequence[str] = (), actions: Sequence[str] = (), object_types: Sequence[str] = (),
+        limit: int | None = None, batch: int = 2000) -> Iterator[EventRow]:
+    """Events in chain order; `start` inclusive, `end` exclusive (naive UTC). Streamed in batches."""
+    query = _when_and_who(select(*_COLUMNS), start, end, actors)
     if actions:
         query = query.where(action_condition(actions))
     if object_types:
@@ -330,13 +335,7 @@ def access(session: Session, *, person: str | None = None, actors: Sequence[str]
         kinds = [and_(Event.object_type == "export", Event.action == "numbers.exported"),
                  and_(Event.object_type == "person", Event.action == "number.revealed"),
                  and_(Event.object_type == "review_item", Event.action == "review.crop_shown")]
-    query = select(*_COLUMNS).where(or_(*kinds))
-    if start is not None:
-        query = query.where(Event.at >= start)
-    if end is not None:
-        query = query.where(Event.at < end)
-    if actors:
-        query = query.where(Event.actor.in_(list(actors)))
+    query = _when_and_who(select(*_COLUMNS).where(or_(*kinds)), start, end, actors)
     events = list(_rows(session.execute(query.order_by(Event.seq))))
     crops = _review_item_people(session, [e.object_id for e in events if e.action == "review.crop_shown"])
     out: list[AccessRow] = []
