@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from .. import config, db, layout
-from ..errors import InputError
+from ..errors import InputError, MyNumberError
 from ..kit.printing import print_kits
 from ..track import receiving, service
 from ..track.models import Kit
@@ -97,10 +97,9 @@ def run_send(args) -> int:
         for line, code, carrier, tracking in rows:
             try:
                 service.record_sent(session, code, carrier=carrier, tracking_number=tracking, actor=args.actor)
-            except Exception as exc:
-                if hasattr(exc, "exit_code"):
-                    exc.args = (f"{args.manifest}: line {line}: {exc.args[0]}; nothing was recorded",)
-                raise
+            except MyNumberError as exc:  # same kind of error (same exit code), now naming the manifest line
+                raise type(exc)(f"{args.manifest}: line {line}: {exc.message}; nothing was recorded",
+                                exit_code=exc.exit_code) from None
     print(f"recorded {len(rows)} kits as sent")
     return 0
 
