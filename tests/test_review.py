@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 
 import numpy as np
 import pytest
@@ -128,3 +129,44 @@ def test_same_operator_twice_only_when_configured(queued, cli, monkeypatch):
     remaining = json.loads(cli("review", "--json")[1])["items"]
     assert len(remaining) == len(items) - 1 and items[0]["id"] not in {i["id"] for i in remaining}
     assert number.is_valid_digits(first)
+
+
+def test_two_operators_keying_the_same_item_at_once_settle_it_once(queued):
+    """Both entries arrive together. Each transaction must see the other's entry (the writers serialise on the
+    chain head), so one waits and the other settles; unserialised on PostgreSQL, both would see no entry yet
+    and the item would stay open with two agreeing entries."""
+    import threading
+
+    from pipeline.track import audit, review
+    from pipeline.track.models import ReviewItem
+    from pipeline.track.sealed import Sealer
+
+    settings, meant = queued
+    with db.session_scope(settings.db_url) as s:
+        item = s.scalars(select(ReviewItem).order_by(ReviewItem.id)).first()
+        item_id = item.id
+    typed = next(iter(meant.values()))
+    outcomes, errors = [], []
+
+    def key(operator):
+        try:
+            with db.session_scope(settings.db_url) as s:
+                outcomes.append(review.submit(s, Sealer(settings), item_id, typed, operator=operator,
+                                              allow_same_operator=False).outcome)
+        except Exception as exc:  # reported below; a thread's exception would otherwise vanish
+            errors.append(exc)
+
+    with db.session_scope(settings.db_url) as gate:
+        audit.serialise_writers(gate)           # hold the writers' lock until both operators are waiting
+        threads = [threading.Thread(target=key, args=(op,)) for op in ("alice", "bob")]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    with db.session_scope(settings.db_url) as s:
+        item = s.get(ReviewItem, item_id)
+        settled_events = s.scalars(select(Event).where(Event.action == "review.settled")).all()
+    assert sorted(outcomes) == ["settled", "waiting"]
+    assert item.state == "settled" and len(settled_events) == 1

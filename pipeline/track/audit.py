@@ -85,6 +85,15 @@ def _head(session: Session) -> ChainHead:
     return head
 
 
+def serialise_writers(session: Session) -> None:
+    """Make this transaction the only writer until it ends: take the chain head's row lock before reading the
+    state a change depends on (is the review item settled, is the transfer still open, is the page recorded).
+    Without it two writers on PostgreSQL could decide from the same snapshot and, say, both settle one review
+    item or both receive one transfer; the hash chain would stay intact but the state would not. SQLite's
+    BEGIN IMMEDIATE already serialises writers."""
+    _head(session)
+
+
 def append(session: Session, *, actor: str, action: str, object_type: str, object_id: str,
            site: str | None = None, details: dict | None = None) -> Event:
     head = _head(session)

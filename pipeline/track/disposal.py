@@ -131,6 +131,7 @@ def reconcile(session: Session, selection: Selection, before: dt.date) -> dict:
 
 def mark_due(session: Session, selection: Selection, *, actor: str) -> list[Document]:
     """Set the due documents aside for disposal (state disposal_due); those already so are left as they are."""
+    audit.serialise_writers(session)
     marked = []
     for document in selection.documents:
         if document.state == "disposal_due":
@@ -158,6 +159,7 @@ class Outcome:
 def run(session: Session, *, method: str, executor: str, manager: str, contractor: str | None,
         certificate_number: str | None, boxes: Sequence[str], codes: Sequence[str], before: dt.date,
         actor: str) -> Outcome:
+    audit.serialise_writers(session)
     _validate(method, executor, manager, contractor, certificate_number)
     selection = select_due(session, before, boxes=boxes, codes=codes)
     if not selection.documents:

@@ -69,6 +69,7 @@ def check(session: Session, code: str, *, actor: str, site: str | None = None,
     """The mailroom compared the contents with the checklist. A kit code checks each of its documents still
     waiting for the check (a later page may arrive after the first check); a document code exactly that one
     (a lost document found again is checked by its own code, never as part of its kit)."""
+    audit.serialise_writers(session)
     if is_kit_code(code):
         kit = kit_by_code(session, code)
         kit_documents = documents_of_kit(session, kit)
@@ -110,6 +111,7 @@ def location_by_code(session: Session, code: str) -> StorageLocation:
 
 def add_location(session: Session, code: str, kind: str, *, site: str | None, provider: str | None,
                  description: str | None, actor: str) -> StorageLocation:
+    audit.serialise_writers(session)
     if kind not in LOCATION_KINDS:
         raise UsageError(f"storage location {code}: kind {kind!r} is not one of {', '.join(LOCATION_KINDS)}")
     if kind == "cabinet" and provider:
@@ -171,6 +173,7 @@ def expand(session: Session, codes: list[str], *, open_only_in_kits: bool = Fals
 
 def store(session: Session, codes: list[str], location_code: str, *, actor: str) -> list[Stored]:
     """Put checked documents into a location, or move stored ones to another. All or nothing."""
+    audit.serialise_writers(session)
     location = location_by_code(session, location_code)
     documents = expand(session, codes, open_only_in_kits=True)
     done = []
@@ -198,6 +201,7 @@ def store(session: Session, codes: list[str], location_code: str, *, actor: str)
 
 
 def mark_lost(session: Session, codes: list[str], *, actor: str, note: str) -> list[Document]:
+    audit.serialise_writers(session)
     documents = expand(session, codes, open_only_in_kits=True)
     for document in documents:
         _require(document, "lost")
@@ -225,6 +229,7 @@ class Leaving:
 def person_left(session: Session, person_id: str, left_on: dt.date, *, actor: str,
                 correct: bool = False) -> Leaving:
     """Record the leaving date and move the planned disposal of the person's documents counted from it."""
+    audit.serialise_writers(session)
     person = session.execute(select(Person).where(Person.person_id == person_id)).scalar_one_or_none()
     if person is None:
         raise NotFound(f"person {person_id} does not exist (people come from the roster)")

@@ -11,6 +11,7 @@ from .service import kit_by_code
 
 
 def _outcome(session: Session, code: str, target: str, *, actor: str, note: str | None) -> Kit:
+    audit.serialise_writers(session)
     note = notes.clean(note, "the note")
     kit = kit_by_code(session, code)
     states.require("kit", kit.code, kit.state, target, states.KIT_TRANSITIONS)

@@ -52,7 +52,7 @@ def serialise(session: Session) -> None:
     before reading anything the page's changes depend on (is the page recorded, is the kit received, is the
     untagged page still unassigned). Two scan processes on PostgreSQL would otherwise both decide from the
     same snapshot and record a page, a receipt or a document twice. SQLite's BEGIN IMMEDIATE already does this."""
-    audit._head(session)
+    audit.serialise_writers(session)
 
 
 def already_recorded(session: Session, sha: str, index: int) -> ScannedPage | None:

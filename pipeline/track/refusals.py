@@ -50,6 +50,7 @@ def record_stated(session: Session, code: str, reason: str, *, actor: str, note:
                   site: str | None = None) -> tuple[Refusal, bool]:
     """A refusal told by phone, e-mail or in person. Returns (refusal, created); the same statement recorded
     again (a re-run of the command) is not duplicated."""
+    audit.serialise_writers(session)
     reason = notes.clean(reason, "the reason")
     if reason is None:
         raise UsageError("a refusal needs its reason (--reason); write 'not given' when the person gave none")

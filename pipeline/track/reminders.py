@@ -98,6 +98,7 @@ def select_letters(session: Session, *, now: dt.datetime, after_days: int, days_
 
 def record_letters(session: Session, selection: LetterSelection, *, actor: str, file_name: str) -> None:
     """One Reminder per new letter, each with its event; a reprint is logged but is not a new attempt."""
+    audit.serialise_writers(session)
     for plan in selection.plans:
         kit = plan.kit
         if plan.new:
@@ -117,6 +118,7 @@ def record_letters(session: Session, selection: LetterSelection, *, actor: str, 
 def log_attempt(session: Session, code: str, *, method: str, note: str | None, at: dt.datetime | None,
                 round_: int | None, actor: str) -> Reminder:
     """A call, e-mail, visit (or a letter written by hand) made to get the kit back."""
+    audit.serialise_writers(session)
     if method not in METHODS:
         raise UsageError(f"method {method!r} is not one of {', '.join(METHODS)}")
     note = notes.clean(note, "the note")

@@ -62,6 +62,7 @@ class EntryResult:
 
 def submit(session: Session, sealer: Sealer, item_id: int, typed: str, *, operator: str,
            allow_same_operator: bool, site: str | None = None) -> EntryResult:
+    audit.serialise_writers(session)
     item = session.get(ReviewItem, item_id)
     if item is None:
         raise NotFound(f"review item {item_id} does not exist")

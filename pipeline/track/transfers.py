@@ -85,6 +85,7 @@ def _check_whereabouts(kind: str, code: str, last: Transfer | None, from_site: s
 
 def send(session: Session, *, from_site: str, to_site: str, carrier: str, tracking_number: str | None,
          due_days: int, kit_codes: list[str], document_codes: list[str], actor: str) -> Transfer:
+    audit.serialise_writers(session)
     from_site, to_site = from_site.strip(), to_site.strip()
     if not from_site or not to_site or from_site == to_site:
         raise UsageError(f"a transfer goes from one site to another (got from {from_site!r} to {to_site!r})")
@@ -145,6 +146,7 @@ def _item_events(session: Session, verb: str, kit_codes: list[str], document_cod
 
 
 def receive(session: Session, code: str, *, actor: str, site: str | None = None) -> Transfer:
+    audit.serialise_writers(session)
     transfer = by_code(session, code, lock=True)
     if transfer.state == "received":
         raise StateError(f"transfer {code} was already received at {transfer.to_site} by {transfer.received_by} "
@@ -172,6 +174,7 @@ def mark_lost(session: Session, code: str, *, actor: str, note: str | None = Non
     """Declare a package lost. Its documents become lost too (they can no longer be stored or disposed of);
     the event names the sender and carrier who own the loss. If the package turns up it is received after all;
     its documents stay lost until the mailroom checks them again (`mynumber documents check`), an explicit act."""
+    audit.serialise_writers(session)
     note = notes.clean(note, "the note")
     transfer = by_code(session, code, lock=True)
     states.require("transfer", code, transfer.state, "lost", states.TRANSFER_TRANSITIONS)

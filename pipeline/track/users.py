@@ -17,6 +17,7 @@ def get(session: Session, name: str) -> User | None:
 
 
 def add(session: Session, name: str, roles: list[str], *, actor: str) -> User:
+    audit.serialise_writers(session)
     unknown = [r for r in roles if r not in ROLES]
     if unknown or not roles:
         raise UsageError(f"unknown role(s) {', '.join(unknown) or '(none)'}; roles are {', '.join(ROLES)}")
@@ -37,6 +38,7 @@ def _existing(session: Session, name: str) -> User:
 
 
 def appoint(session: Session, name: str, date: dt.date, *, actor: str) -> User:
+    audit.serialise_writers(session)
     user = _existing(session, name)
     if "handler" not in roles_of(user.role):
         raise StateError(f"{name} is not a handler; only handlers (事務取扱担当者) are appointed")
@@ -47,6 +49,7 @@ def appoint(session: Session, name: str, date: dt.date, *, actor: str) -> User:
 
 
 def train(session: Session, name: str, date: dt.date, *, actor: str) -> User:
+    audit.serialise_writers(session)
     user = _existing(session, name)
     user.trained_on = date
     audit.append(session, actor=actor, action="user.trained", object_type="user", object_id=name,
@@ -55,6 +58,7 @@ def train(session: Session, name: str, date: dt.date, *, actor: str) -> User:
 
 
 def deactivate(session: Session, name: str, *, actor: str) -> User:
+    audit.serialise_writers(session)
     user = _existing(session, name)
     user.active = False
     audit.append(session, actor=actor, action="user.deactivated", object_type="user", object_id=name, details={})
