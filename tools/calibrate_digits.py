@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
-"""Choose the acceptance threshold of pipeline/scan/fusion.py on held-out fields; store it in the model file.
+"""Choose the accept rule of pipeline/scan/fusion.py on held-out fields; store it in the model file.
 
 Held-out fields are built from the MNIST test set (never used in training), even indices only (the odd ones
-are left for bench/bench_digits.py, so the threshold is not judged on the data it was chosen on):
-  * valid fields: a random valid 12-digit number; for each position, a held-out digit image of that value is
-    drawn into a simulated box crop (tools/train_digits.synth_box_crop), cleaned by prepare_box, classified;
+are left for bench/bench_digits.py and bench/bench_handwriting.py, so the rule is not judged on the data it was
+chosen on). Each digit image is either drawn into a simulated box crop (tools/train_digits.synth_box_crop) or,
+with --pool, taken from digits written into real forms, scanned and cut by the intake's own code
+(tools/harvest_form_digits.py --source calib); the shipped rule was chosen with --pool.
+  * valid fields: a random valid 12-digit number, each position a held-out digit of that value, classified;
   * miswritten fields: the same, but the person wrote an invalid string: one digit changed (substitution) or
     two neighbouring digits swapped (transposition) so that the check digit fails.
-Each field goes through fusion.best_valid; the threshold sweep replays fusion.decide's accept rule.
+Each field goes through fusion.best_valid; every candidate rule (threshold on a grid, never below --floor; the
+miswriting prior; corrections of an unsure digit allowed or not) is replayed with fusion.decide's logic.
 
-Chosen: the smallest threshold on a grid (never below --floor) such that on the calibration fields
+Chosen: the rule with the highest straight-through rate such that on the calibration fields
   --criterion strict (default, the product requirement):
     * no miswritten field is accepted, and
     * the 95 % upper confidence bound (Clopper-Pearson) of wrongly accepted valid fields is <= 1 per 1,000;
@@ -17,9 +20,10 @@ Chosen: the smallest threshold on a grid (never below --floor) such that on the 
     * the 95 % upper bound of wrong numbers accepted per 1,000 fields, when a fraction Q of people miswrite
       (valid-field errors weighted 1-Q, miswritten-field acceptances weighted Q), is <= 1.
 A miswritten field can only be accepted when the classifier also misreads one of its digits, confidently, into
-exactly the value that makes the string valid again (two errors cancelling); only the per-digit confidence,
-i.e. the raw-string probability, guards against that, so the strict criterion costs straight-through.
-Run: OMP_NUM_THREADS=1 .venv/bin/python tools/calibrate_digits.py   (about 3 minutes)
+exactly the value that makes the string valid again (two errors cancelling); the strict criterion pays for ruling
+that out with straight-through, and the printed table shows the whole trade-off.
+Run: OMP_NUM_THREADS=1 .venv/bin/python tools/calibrate_digits.py --pool /tmp/mynumber-form-digits/calib.npz
+(about 4 minutes)
 """
 from __future__ import annotations
 
@@ -42,7 +46,7 @@ from pipeline.scan.digits import MODEL_PATH, DigitClassifier, prepare_box  # noq
 from train_digits import heldout_split, load_mnist_test, save_model, synth_box_crop  # noqa: E402
 
 GRID = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.985, 0.99, 0.995, 0.998, 0.999,
-        0.9995, 0.9999)
+        0.9995, 0.9998, 0.9999, 0.99995, 0.99999)
 TARGET_WRONG = 1e-3
 
 
@@ -104,39 +108,49 @@ def make_fields(rng: np.random.Generator, n_valid: int, n_miswritten: int) -> li
 def read_fields(fields, pool: dict, rng: np.random.Generator) -> dict:
     """Run every field through fusion.best_valid with digit images drawn from the pool; returns columns."""
     by_label = [np.flatnonzero(pool["labels"] == d) for d in range(10)]
-    cols = {k: [] for k in ("kind", "raw_probability", "probability", "raw_valid", "corrected",
-                            "best_is_written", "raw_is_written", "best_is_intended", "any_empty",
-                            "min_conf", "reading")}
+    cols = {k: [] for k in ("kind", "best_is_written", "any_empty", "reading")}
     for kind, written, intended in fields:
         rows = np.array([by_label[int(c)][rng.integers(len(by_label[int(c)]))] for c in written])
         empty = bool(pool["empty"][rows].any())
+        r = None if empty else fusion.best_valid(pool["probs"][rows])
         cols["kind"].append(kind)
         cols["any_empty"].append(empty)
-        if empty:
-            for k, v in (("raw_probability", 0.0), ("probability", 0.0), ("raw_valid", False),
-                         ("corrected", False), ("best_is_written", False), ("raw_is_written", False),
-                         ("best_is_intended", False), ("min_conf", 0.0), ("reading", None)):
-                cols[k].append(v)
-            continue
-        r = fusion.best_valid(pool["probs"][rows])
-        cols["raw_probability"].append(r.raw_probability)
-        cols["probability"].append(r.probability)
-        cols["raw_valid"].append(r.raw_valid)
-        cols["corrected"].append(r.corrected)
-        cols["best_is_written"].append(r.digits == written)
-        cols["raw_is_written"].append(r.raw_digits == written)
-        cols["best_is_intended"].append(r.digits == intended)
-        cols["min_conf"].append(r.min_digit_confidence)
+        cols["best_is_written"].append(r is not None and r.digits == written)
         cols["reading"].append(r)
     out = {k: np.array(v) for k, v in cols.items() if k != "reading"}
     out["reading"] = cols["reading"]
     return out
 
 
-def accepted_mask(res: dict, t: float) -> np.ndarray:
-    """Vectorised replica of fusion.decide(...) == "accept" (empty boxes -> never accepted)."""
-    return (~res["any_empty"] & res["raw_valid"] & ~res["corrected"] & (res["raw_probability"] >= t)
-            & (res["probability"] >= max(t, fusion.POSTERIOR_FLOOR)))
+def _columns(res: dict) -> dict:
+    """The reading attributes the accept rule looks at, as arrays (cached in res)."""
+    if "_cols" not in res:
+        rs = res["reading"]
+        get = lambda f, empty=0.0: np.array([empty if r is None else f(r) for r in rs], dtype=float)
+        res["_cols"] = {"L": get(lambda r: r.best_likelihood), "Z": get(lambda r: r.valid_mass),
+                        "corrected": get(lambda r: r.corrected).astype(bool),
+                        "positions": get(lambda r: r.corrected_positions),
+                        "conf": get(lambda r: r.corrected_confidence), "none": get(lambda r: 0.0, 1.0).astype(bool)}
+    return res["_cols"]
+
+
+def accepted_mask(res: dict, rule: fusion.AcceptRule) -> np.ndarray:
+    """fusion.decide(...) == "accept" for every field (empty boxes -> never accepted), vectorised; checked
+    against fusion.decide itself on a sample each time."""
+    c = _columns(res)
+    rho = rule.miswrite_prior / (9.0 * (1.0 - rule.miswrite_prior))
+    den = c["Z"] + rho * np.clip(1.0 - c["Z"], 0.0, None)
+    written = np.minimum(1.0, np.divide(c["L"], den, out=np.zeros_like(den), where=den > 0))
+    allowed = ~c["corrected"] | (rule.accept_corrections & (c["positions"] == 1)
+                                 & (c["conf"] < rule.correction_max_confidence))
+    acc = ~c["none"] & allowed & (written >= rule.threshold)
+    # near the threshold the float rounding of the two computations may differ: compare away from it only
+    sample = np.random.default_rng(0).choice(len(acc), size=min(200, len(acc)), replace=False)
+    for i in sample:
+        r = res["reading"][i]
+        if r is not None and abs(written[i] - rule.threshold) > 1e-9:
+            assert acc[i] == (fusion.decide(r, rule=rule) == "accept"), "the replica disagrees with fusion.decide"
+    return acc
 
 
 def clopper_pearson_upper(k: int, n: int, conf: float = 0.95) -> float:
@@ -165,15 +179,15 @@ def clopper_pearson_upper(k: int, n: int, conf: float = 0.95) -> float:
     return hi
 
 
-def rates(res: dict, t: float) -> dict:
-    acc = accepted_mask(res, t)
+def rates(res: dict, rule: fusion.AcceptRule) -> dict:
+    acc = accepted_mask(res, rule)
     valid = res["kind"] == "valid"
     mis = ~valid
     nv, nm = int(valid.sum()), int(mis.sum())
     correct = acc & valid & res["best_is_written"]
     wrong = acc & valid & ~res["best_is_written"]
     return {
-        "threshold": t,
+        "rule": rule,
         "n_valid": nv,
         "n_miswritten": nm,
         "straight_through": correct.sum() / max(nv, 1),
@@ -184,21 +198,45 @@ def rates(res: dict, t: float) -> dict:
     }
 
 
-def choose_threshold(res: dict, floor: float = 0.9, criterion: str = "strict",
-                     miswrite_rate: float = 0.02) -> tuple[float, list[dict]]:
-    table = [rates(res, t) for t in GRID]
+PRIORS = (0.02, 0.1, 0.3, 0.5)
+
+
+def candidate_rules(floor: float) -> list[fusion.AcceptRule]:
+    return [fusion.AcceptRule(t, prior, corrections)
+            for corrections in (False, True) for prior in PRIORS for t in GRID if t >= floor]
+
+
+def choose_rule(res: dict, floor: float = 0.5, criterion: str = "strict",
+                miswrite_rate: float = 0.02) -> tuple[fusion.AcceptRule, list[dict]]:
+    """The rule with the highest straight-through rate among those meeting the criterion."""
+    table = [rates(res, rule) for rule in candidate_rules(floor)]
     for r in table:
         # upper bounds of both rates, mixed at the assumed prevalence of miswriting
         ucb_mis = clopper_pearson_upper(r["miswritten_accepted"], r["n_miswritten"])
         r["mixed_ucb_per_1000"] = (1 - miswrite_rate) * r["wrong_ucb_per_1000"] + miswrite_rate * 1000 * ucb_mis
     if criterion == "strict":
-        ok = [r for r in table if r["threshold"] >= floor and r["miswritten_accepted"] == 0
-              and r["wrong_ucb_per_1000"] <= TARGET_WRONG * 1000]
+        ok = [r for r in table if r["miswritten_accepted"] == 0 and r["wrong_ucb_per_1000"] <= TARGET_WRONG * 1000]
     else:
-        ok = [r for r in table if r["threshold"] >= floor and r["mixed_ucb_per_1000"] <= TARGET_WRONG * 1000]
+        ok = [r for r in table if r["mixed_ucb_per_1000"] <= TARGET_WRONG * 1000]
     if not ok:
-        return GRID[-1], table
-    return min(r["threshold"] for r in ok), table
+        return fusion.AcceptRule(GRID[-1], max(PRIORS), False), table
+    # among equally good rules, the more cautious (no corrections, higher prior, higher threshold)
+    best = max(ok, key=lambda r: (round(r["straight_through"], 4), not r["rule"].accept_corrections,
+                                  r["rule"].miswrite_prior, r["rule"].threshold))
+    return best["rule"], table
+
+
+def pool_from_harvest(path: Path, clf: DigitClassifier) -> dict:
+    """A digit pool from tools/harvest_form_digits.py output (digits cut from scanned forms)."""
+    with np.load(path) as z:
+        X, y = z["X"].astype(np.float32) / 255.0, z["y"].astype(np.int64)
+    empty = X.reshape(len(X), -1).max(axis=1) == 0
+    probs = np.full((len(X), 10), np.nan)
+    for j in range(0, len(X), 2048):
+        sl = slice(j, j + 2048)
+        keep = ~empty[sl]
+        probs[sl][keep] = clf.predict_proba(X[sl][keep])
+    return {"probs": probs, "labels": y, "empty": empty, "src": np.arange(len(y))}
 
 
 def main(argv=None) -> int:
@@ -211,6 +249,9 @@ def main(argv=None) -> int:
     ap.add_argument("--criterion", choices=("strict", "prevalence"), default="strict")
     ap.add_argument("--miswrite-rate", type=float, default=0.02,
                     help="share of people who miswrite their number (for --criterion prevalence)")
+    ap.add_argument("--pool", type=Path, default=None,
+                    help="digits cut from scanned forms (tools/harvest_form_digits.py --source calib) instead of "
+                         "simulated box crops")
     ap.add_argument("--dry-run", action="store_true", help="do not write the threshold into the model file")
     args = ap.parse_args(argv)
     t0 = time.time()
@@ -219,33 +260,42 @@ def main(argv=None) -> int:
         print("held-out digits or model file not found; nothing calibrated")
         return 0
     clf = DigitClassifier.load(args.model)
-    x, y = te
-    idx = heldout_split(y, "calib")
     rng = np.random.default_rng(777)
-    pool = digit_pool(x[idx], y[idx], clf, rng, renders=args.renders)
+    if args.pool is not None:
+        pool = pool_from_harvest(args.pool, clf)
+        what = f"{args.pool.name}: {len(pool['labels'])} digits cut from scanned forms"
+    else:
+        x, y = te
+        idx = heldout_split(y, "calib")
+        pool = digit_pool(x[idx], y[idx], clf, rng, renders=args.renders)
+        what = f"{len(idx)} x {args.renders} simulated box crops"
     ok = ~pool["empty"]
     acc = float((pool["probs"][ok].argmax(1) == pool["labels"][ok]).mean())
-    print(f"calibration digits: {len(idx)} x {args.renders} renders, accuracy {acc * 100:.2f} %, "
+    print(f"calibration digits: {what}, accuracy {acc * 100:.2f} %, "
           f"{int(pool['empty'].sum())} called empty  [{time.time() - t0:.0f}s]")
     fields = make_fields(rng, args.fields, args.miswritten)
     res = read_fields(fields, pool, rng)
-    t, table = choose_threshold(res, args.floor, args.criterion, args.miswrite_rate)
+    rule, table = choose_rule(res, args.floor, args.criterion, args.miswrite_rate)
     print(f"fields: {args.fields} valid, {args.miswritten} miswritten  [{time.time() - t0:.0f}s]")
     print(f"criterion: {args.criterion}" + (f" (miswriting rate {args.miswrite_rate:g})"
                                            if args.criterion == "prevalence" else ""))
-    print(f"{'threshold':>10} {'straight-through':>17} {'wrong/1000':>11} {'UCB95/1000':>11} "
-          f"{'miswritten acc.':>16} {'mixed UCB/1000':>15}")
+    print(f"{'corr.':>5} {'prior':>6} {'threshold':>10} {'straight-through':>17} {'wrong/1000':>11} "
+          f"{'UCB95/1000':>11} {'miswritten acc.':>16} {'mixed UCB/1000':>15}")
     for r in table:
-        mark = "  <- chosen" if r["threshold"] == t else ""
-        print(f"{r['threshold']:>10.4f} {r['straight_through'] * 100:>16.2f}% {r['wrong_per_1000']:>11.3f} "
+        mark = "  <- chosen" if r["rule"] == rule else ""
+        print(f"{'yes' if r['rule'].accept_corrections else 'no':>5} {r['rule'].miswrite_prior:>6.2f} "
+              f"{r['rule'].threshold:>10.4f} {r['straight_through'] * 100:>16.2f}% {r['wrong_per_1000']:>11.3f} "
               f"{r['wrong_ucb_per_1000']:>11.3f} {r['miswritten_accepted']:>16d} "
               f"{r['mixed_ucb_per_1000']:>15.3f}{mark}")
     if not args.dry_run:
         with np.load(args.model, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-        arrays["accept_threshold"] = np.float32(t)
+        arrays["accept_threshold"] = np.float64(rule.threshold)
+        arrays["miswrite_prior"] = np.float64(rule.miswrite_prior)
+        arrays["accept_corrections"] = np.bool_(rule.accept_corrections)
+        arrays["correction_max_confidence"] = np.float64(rule.correction_max_confidence)
         save_model(arrays, args.model)
-        print(f"stored accept_threshold={t} in {args.model}")
+        print(f"stored {rule} in {args.model}")
     return 0
 
 

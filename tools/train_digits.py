@@ -16,9 +16,18 @@ blur, JPEG, stroke thickness, rotation/shear, the printed box border with +-1 mm
 border, neighbouring boxes, bilevel scans, 150-600 dpi) by :func:`synth_box_crop` and then cleaned by the SAME
 ``pipeline.scan.digits.prepare_box`` used at run time. Each epoch sees a fresh rendering.
 
-Run (background; 12 epochs over 2 renderings, about 21 min of CPU on one core — 37 min wall on a busy shared
-machine):
-  OMP_NUM_THREADS=1 nohup .venv/bin/python tools/train_digits.py > /tmp/train_digits.log 2>&1 &
+Digits cut from real scanned forms (tools/harvest_form_digits.py: MNIST training digits written with a pen into
+printed provision forms, scanned, aligned and cut by the intake's own code) are added to every epoch with
+--form-crops; their validation split (--form-val) is reported and also fits the temperature.
+
+Run (background), as the shipped model was made:
+  OMP_NUM_THREADS=1 .venv/bin/python tools/harvest_form_digits.py --source train --pages 1300 --seed 11 \
+      --out /tmp/mynumber-form-digits/train.npz
+  OMP_NUM_THREADS=1 .venv/bin/python tools/harvest_form_digits.py --source val --pages 120 --seed 12 \
+      --out /tmp/mynumber-form-digits/val.npz
+  OMP_NUM_THREADS=2 nohup .venv/bin/python tools/train_digits.py --threads 2 --epochs 10 --rounds 1 \
+      --synthetic-per-epoch 30000 --form-crops /tmp/mynumber-form-digits/train.npz \
+      --form-val /tmp/mynumber-form-digits/val.npz > /tmp/train_digits.log 2>&1 &
 The model, temperature (fitted on the validation split) and preprocessing parameters are written to
 pipeline/models/digits.npz; tools/calibrate_digits.py then adds ``accept_threshold``.
 """
@@ -42,7 +51,7 @@ import cv2  # noqa: E402
 
 from pipeline.scan.digits import BOX_H_MM, BOX_W_MM, MODEL_PATH, PREP_PARAMS, prepare_box  # noqa: E402
 
-MODEL_VERSION = "digits-cnn-3x3-32-64-128-v3"
+MODEL_VERSION = "digits-cnn-3x3-32-64-128-v4-forms"
 SEED = 20241128
 
 
@@ -99,6 +108,12 @@ def load_sklearn(root: Path | None = None):
     a = np.loadtxt(p, delimiter=",", dtype=np.float32)
     imgs = (a[:, :64].reshape(-1, 8, 8) / 16.0 * 255).clip(0, 255).astype(np.uint8)
     return imgs, a[:, 64].astype(np.int64)
+
+
+def validation_split(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(validation, training) indices of the 55,000 MNIST training digits: 5,000 for validation."""
+    perm = np.random.default_rng(SEED).permutation(n)
+    return perm[:5000], perm[5000:]
 
 
 def heldout_split(labels: np.ndarray, part: str) -> np.ndarray:
@@ -361,6 +376,16 @@ def prepared_set(images, labels, rng: np.random.Generator, *, handwritten=True, 
 # Model
 
 
+def _jitter(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Fixed crops seen every epoch: shift each by up to one pixel so the network cannot learn them by heart."""
+    out = np.empty_like(x)
+    shifts = rng.integers(-1, 2, size=(len(x), 2))
+    for (dy, dx) in {(int(a), int(b)) for a, b in shifts}:
+        sel = (shifts[:, 0] == dy) & (shifts[:, 1] == dx)
+        out[sel] = np.roll(x[sel], (dy, dx), axis=(1, 2))
+    return out
+
+
 def build_model(c=(32, 64, 128), fc=128, dropout=0.25):
     import torch.nn as nn
 
@@ -445,12 +470,20 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="use only this many MNIST training digits (smoke test)")
     ap.add_argument("--printed-per-epoch", type=int, default=8000)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--form-crops", type=Path, default=None,
+                    help="digits cut from scanned forms (tools/harvest_form_digits.py --source train), added to "
+                         "every epoch")
+    ap.add_argument("--form-val", type=Path, default=None,
+                    help="the same for the validation split (--source val): reported, and used for the temperature")
+    ap.add_argument("--synthetic-per-epoch", type=int, default=0,
+                    help="use only this many of the simulated handwritten crops per epoch (0: all)")
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
 
     import torch
     import torch.nn as nn
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(SEED)
     rng = np.random.default_rng(SEED)
     t0 = time.time()
@@ -466,8 +499,7 @@ def main(argv=None) -> int:
         return 0
     sk = load_sklearn(root)
     mn_x, mn_y = tr
-    perm = rng.permutation(len(mn_y))
-    val_idx, tr_idx = perm[:5000], perm[5000:]
+    val_idx, tr_idx = validation_split(len(mn_y))
     if args.limit:
         tr_idx = tr_idx[: args.limit]
     hw_x = [mn_x[tr_idx]]
@@ -496,10 +528,26 @@ def main(argv=None) -> int:
     pvx, pvy, pve = printed_round(2000, vrng)
     log(f"validation rendered ({ve}+{pve} called empty)")
 
+    def load_harvest(path):
+        with np.load(path) as z:
+            x, y = z["X"].astype(np.float32) / 255.0, z["y"].astype(np.int64)
+        keep = x.reshape(len(x), -1).max(axis=1) > 0   # boxes prepare_box called empty teach nothing
+        return x[keep], y[keep]
+
+    fx = fy = fvx = fvy = None
+    if args.form_crops:
+        fx, fy = load_harvest(args.form_crops)
+        log(f"form crops: {len(fy)} digits cut from scanned forms")
+    if args.form_val:
+        fvx, fvy = load_harvest(args.form_val)
+        log(f"form validation crops: {len(fvy)}")
+
     model = build_model()
     nparams = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
-    steps_per_epoch = (len(hw_labels) + args.printed_per_epoch + args.batch - 1) // args.batch
+    n_synth = min(len(hw_labels), args.synthetic_per_epoch or len(hw_labels))
+    n_epoch = n_synth + args.printed_per_epoch + (0 if fy is None else len(fy))
+    steps_per_epoch = (n_epoch + args.batch - 1) // args.batch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps_per_epoch * args.epochs,
                                                 pct_start=0.15)
     mean, std = 0.13, 0.31
@@ -534,6 +582,11 @@ def main(argv=None) -> int:
             rounds[rk] = (X[keep], Y[keep])
             log(f"rendering {rk + 1}/{args.rounds}: {int(keep.sum())} images ({he + pe} called empty, skipped)")
         X, Y = rounds[rk]
+        n_printed = args.printed_per_epoch
+        pick = np.concatenate([erng.permutation(len(Y) - n_printed)[:n_synth], np.arange(len(Y) - n_printed, len(Y))])
+        X, Y = X[pick], Y[pick]
+        if fx is not None:
+            X, Y = np.concatenate([X, _jitter(fx, erng)]), np.concatenate([Y, fy])
         order = erng.permutation(len(Y))
         model.train()
         tot = 0.0
@@ -549,12 +602,17 @@ def main(argv=None) -> int:
             tot += loss.item() * len(b)
         _, va = evaluate(vx, vy)
         _, pa = evaluate(pvx, pvy)
+        fa = evaluate(fvx, fvy)[1] if fvx is not None else float("nan")
         log(f"epoch {ep + 1}: loss {tot / len(order):.4f}  val handwritten {va * 100:.2f}%  "
-            f"val printed {pa * 100:.2f}%")
+            f"val printed {pa * 100:.2f}%  val form crops {fa * 100:.2f}%")
 
     model.eval()
-    vlog, va = evaluate(np.concatenate([vx, pvx]), np.concatenate([vy, pvy]))
-    temp = fit_temperature(vlog, np.concatenate([vy, pvy]))
+    cal_x, cal_y = [vx, pvx], [vy, pvy]
+    if fvx is not None:  # the temperature must fit what the reader sees on forms, too
+        cal_x.append(fvx)
+        cal_y.append(fvy)
+    vlog, va = evaluate(np.concatenate(cal_x), np.concatenate(cal_y))
+    temp = fit_temperature(vlog, np.concatenate(cal_y))
     log(f"temperature {temp:.3f} (fitted on the validation split)")
     arrays = export_arrays(model, mean, std)
 
@@ -574,6 +632,8 @@ def main(argv=None) -> int:
                 train_info=json.dumps({"seed": SEED, "epochs": args.epochs, "mnist_train": int(len(tr_idx)),
                                        "sklearn": 0 if sk is None else int(len(sk[1])),
                                        "printed_per_epoch": args.printed_per_epoch, "rounds": args.rounds,
+                                       "form_crops": 0 if fy is None else int(len(fy)),
+                                       "synthetic_per_epoch": int(n_synth),
                                        "fonts_train": sorted({g[2] for g in train_glyphs}),
                                        "fonts_heldout": sorted(HELDOUT_FONTS),
                                        "val_accuracy": va, "seconds": round(time.time() - t0),

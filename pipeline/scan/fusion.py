@@ -4,28 +4,28 @@ The check digit makes most misreads visible: a single wrong digit (almost) alway
 combines the classifier's per-digit probabilities with that constraint exactly, and decides what may go
 straight through.
 
-Decision (see :func:`decide`):
+Decision (see :func:`decide`). The number a person writes is usually valid, but not always: a fraction
+``miswrite_prior`` of fields hold a slip of the pen (any invalid string, all equally likely). Under that prior the
+probability that the person wrote the best valid string s* is
 
-* ``"accept"`` only if all of these hold:
-  1. the raw reading (the most likely digit in each box, read independently) satisfies the check digit;
-  2. it is also the most likely valid number (:func:`best_valid` agrees with it);
-  3. the probability of the raw reading itself, the product of the twelve per-digit top probabilities
-     (``raw_probability``), is at least ``threshold``;
-  4. its posterior among all valid numbers (``probability``) is at least ``max(threshold, posterior_floor)``.
+    written_probability = L(s*) / (Z_valid + rho * (1 - Z_valid)),   rho = miswrite_prior / (9 (1 - miswrite_prior))
 
-  Why both 3 and 4: the posterior in 4 assumes the person wrote *some* valid number. It can be close to 1 even
-  when the raw reading is shaky, because the valid alternatives are still less likely; but a person can also
-  miswrite (then the written string is invalid) and an uncertain digit read wrongly could then happen to
-  "repair" it into a different, valid, wrong number. Condition 3 does not lean on the check digit at all: it
-  says the classifier itself is sure of every digit, whether or not the number is valid. Condition 4 then bounds
-  the chance that another valid number was written. ``threshold`` is chosen on held-out data
-  (tools/calibrate_digits.py) so that wrongly accepted numbers stay below 1 per 1,000 fields, and stored in
-  the model file as ``accept_threshold``.
+where L(s) is the product of the per-digit probabilities of s, Z_valid the total of L over all valid strings and
+1 - Z_valid over all invalid ones (there are nine invalid strings for every valid one). This is what the check
+digit can honestly contribute: if the classifier is sure of every digit and the string fails the check, the
+invalid mass dominates and s* (a "repair") gets a tiny probability; if it hesitates between two readings of one
+digit and only one of them is valid, s* gets most of the mass.
+
+* ``"accept"`` when ``written_probability >= threshold`` and the raw reading (the most likely digit in each box)
+  is s* itself, or, if the model file allows it (``accept_corrections``), when s* differs from the raw reading
+  in one digit the classifier was unsure of (its raw digit below ``correction_max_confidence``). ``threshold``
+  and ``miswrite_prior`` are chosen on held-out data by tools/calibrate_digits.py, so that wrongly accepted
+  numbers stay below 1 per 1,000 fields and no miswritten number of the calibration set is accepted, and
+  stored in the model file.
 * ``"miswritten"`` when the raw reading fails the check digit although every digit was read with high confidence
   (``raw_probability >= miswritten_probability`` and each digit >= ``miswritten_digit_confidence``): most likely
   the person wrote an invalid number. It is never "corrected" into a valid one.
-* ``"review"`` otherwise, and always when the best valid number differs from the raw reading: a correction by
-  the check digit is a suggestion for the human reviewer, never an automatic answer.
+* ``"review"`` otherwise: a correction the rule above does not allow is a suggestion for the human reviewer.
 
 Numbers are never logged, and the readings' repr leaves the digits out.
 """
@@ -47,8 +47,9 @@ CHECK_OF_RESIDUE = np.array([0 if r <= 1 else 11 - r for r in range(11)], dtype=
 # _PREV[i][d, r]: residue before position i that leads to residue r when digit d is written at i
 _PREV = [np.array([[(r - int(WEIGHTS[i]) * d) % 11 for r in range(11)] for d in range(10)]) for i in range(11)]
 
-DEFAULT_THRESHOLD = 0.995      # used only when the model file holds no calibrated accept_threshold
-POSTERIOR_FLOOR = 0.999
+DEFAULT_THRESHOLD = 0.999      # used only when the model file holds no calibrated accept_threshold
+DEFAULT_MISWRITE_PRIOR = 0.1   # ditto for miswrite_prior: one field in ten miswritten is pessimistic
+CORRECTION_MAX_CONFIDENCE = 0.9
 MISWRITTEN_PROBABILITY = 0.98
 MISWRITTEN_DIGIT_CONFIDENCE = 0.995
 
@@ -62,6 +63,16 @@ class FieldReading:
     min_digit_confidence: float               # smallest of the twelve per-digit top probabilities
     posterior_of_raw: float                   # posterior of raw_digits among valid strings (0 if invalid)
     raw_probability: float                    # product of the twelve per-digit top probabilities
+    valid_mass: float = 1.0                   # Z_valid: total probability of all valid strings
+    best_likelihood: float = 0.0              # L(digits): product of the per-digit probabilities of digits
+    corrected_confidence: float = 0.0         # raw top probability at the digits that differ (0 if none)
+    corrected_positions: int = 0              # how many digits differ between digits and raw_digits
+
+    def written_probability(self, miswrite_prior: float) -> float:
+        """Probability that the person wrote ``digits``, if a share ``miswrite_prior`` of fields is miswritten."""
+        rho = miswrite_prior / (9.0 * (1.0 - miswrite_prior))
+        denominator = self.valid_mass + rho * max(0.0, 1.0 - self.valid_mass)
+        return min(1.0, self.best_likelihood / denominator) if denominator > 0 else 0.0
 
     @property
     def corrected(self) -> bool:
@@ -136,38 +147,77 @@ def best_valid(probs: np.ndarray) -> FieldReading:
     raw_valid = number.is_valid_digits(raw)
     posterior = math.exp(log_best - log_z) if np.isfinite(log_z) and np.isfinite(log_best) else 0.0
     post_raw = math.exp(log_raw - log_z) if raw_valid and np.isfinite(log_z) else 0.0
+    differ = raw_idx != np.array(digits)
     return FieldReading(digits=best, probability=min(1.0, posterior), raw_digits=raw, raw_valid=raw_valid,
                         min_digit_confidence=float(top.min()), posterior_of_raw=min(1.0, post_raw),
-                        raw_probability=float(math.exp(log_raw)))
+                        raw_probability=float(math.exp(log_raw)),
+                        valid_mass=min(1.0, math.exp(log_z)) if np.isfinite(log_z) else 0.0,
+                        best_likelihood=math.exp(log_best) if np.isfinite(log_best) else 0.0,
+                        corrected_confidence=float(top[differ].max()) if differ.any() else 0.0,
+                        corrected_positions=int(differ.sum()))
 
 
-_default_threshold: float | None = None
+@dataclass(frozen=True)
+class AcceptRule:
+    """What decides "accept": calibrated on held-out data and stored in the model file."""
+    threshold: float = DEFAULT_THRESHOLD
+    miswrite_prior: float = DEFAULT_MISWRITE_PRIOR
+    accept_corrections: bool = False
+    correction_max_confidence: float = CORRECTION_MAX_CONFIDENCE
+
+
+_default_rule: AcceptRule | None = None
+
+
+def rule_from_model(path) -> AcceptRule:
+    """The rule stored in a model file (the defaults above for anything it lacks)."""
+    values = {}
+    try:
+        with np.load(path) as z:
+            for key, name, kind in (("accept_threshold", "threshold", float),
+                                    ("miswrite_prior", "miswrite_prior", float),
+                                    ("accept_corrections", "accept_corrections", bool),
+                                    ("correction_max_confidence", "correction_max_confidence", float)):
+                if key in z.files:
+                    values[name] = kind(z[key])
+    except OSError:
+        pass
+    return AcceptRule(**values)
+
+
+def default_rule() -> AcceptRule:
+    """The rule stored in the shipped model file."""
+    global _default_rule
+    if _default_rule is None:
+        from pipeline.scan.digits import MODEL_PATH
+
+        _default_rule = rule_from_model(MODEL_PATH)
+    return _default_rule
 
 
 def default_threshold() -> float:
-    """The calibrated ``accept_threshold`` stored in the shipped model file (DEFAULT_THRESHOLD if absent)."""
-    global _default_threshold
-    if _default_threshold is None:
-        from pipeline.scan.digits import MODEL_PATH
-
-        t = DEFAULT_THRESHOLD
-        try:
-            with np.load(MODEL_PATH) as z:
-                if "accept_threshold" in z.files:
-                    t = float(z["accept_threshold"])
-        except OSError:
-            pass
-        _default_threshold = t
-    return _default_threshold
+    return default_rule().threshold
 
 
-def decide(reading: FieldReading, threshold: float | None = None, *, posterior_floor: float = POSTERIOR_FLOOR,
+def is_accepted(reading: FieldReading, rule: AcceptRule) -> bool:
+    if reading.corrected:
+        allowed = (rule.accept_corrections and reading.corrected_positions == 1
+                   and reading.corrected_confidence < rule.correction_max_confidence)
+        if not allowed:
+            return False
+    return reading.written_probability(rule.miswrite_prior) >= rule.threshold
+
+
+def decide(reading: FieldReading, threshold: float | None = None, *, rule: AcceptRule | None = None,
            miswritten_probability: float = MISWRITTEN_PROBABILITY,
            miswritten_digit_confidence: float = MISWRITTEN_DIGIT_CONFIDENCE) -> str:
-    """"accept" | "review" | "miswritten" for one field reading; see the module docstring for the rule."""
-    t = default_threshold() if threshold is None else float(threshold)
-    if (reading.raw_valid and not reading.corrected and reading.raw_probability >= t
-            and reading.probability >= max(t, posterior_floor)):
+    """"accept" | "review" | "miswritten" for one field reading; see the module docstring for the rule.
+    ``threshold`` overrides the rule's threshold (the rest of the rule comes from the model file)."""
+    rule = rule or default_rule()
+    if threshold is not None:
+        rule = AcceptRule(float(threshold), rule.miswrite_prior, rule.accept_corrections,
+                          rule.correction_max_confidence)
+    if is_accepted(reading, rule):
         return "accept"
     if (not reading.raw_valid and reading.raw_probability >= miswritten_probability
             and reading.min_digit_confidence >= miswritten_digit_confidence):
