@@ -356,3 +356,33 @@ def test_an_id_copy_whose_redaction_cannot_be_proven_is_not_stored(scenario, tmp
         assert pages and all(p.status == "problem" and p.stored_file_id is None for p in pages)
         assert all("black it out by hand" in p.message for p in pages)
     assert any("could not be proven clean" in p for p in summary.problems)
+
+
+def test_worker_processes_record_what_one_process_records(scenario, tmp_path, monkeypatch):
+    """With worker processes, JPEG pages travel to them undecoded and are decoded there (a damaged one too):
+    what is recorded must be what one process records."""
+    import io
+
+    from pipeline.scan import sources
+    from pipeline.scan.intake import PARALLEL_FROM_PAGES, Intake
+
+    pages = [p for kit_pages in scenario.pages.values() for p, untagged in kit_pages if not untagged]
+    path = scansim.make_scan_pdf(pages + pages[:1], tmp_path / "long.pdf")
+    with pikepdf.open(path, allow_overwriting_input=True) as pdf:
+        xobjects = pdf.pages[-1].Resources.XObject
+        (name,) = list(xobjects.keys())
+        raw = xobjects[name].read_raw_bytes()
+        xobjects[name].write(raw[: len(raw) // 2], filter=pikepdf.Name.DCTDecode)
+        pdf.save(path)
+    assert len(pages) + 1 >= PARALLEL_FROM_PAGES
+    assert all(isinstance(p, sources.EncodedPage) for p in sources.iter_pages(path, defer_jpeg=True))
+    outcomes = []
+    for workers in (0, 2):
+        settings = _use_home(shutil.copytree(scenario.template, tmp_path / f"home-{workers}"), monkeypatch)
+        out = io.StringIO()
+        summary = Intake(settings, actor="mailroom", site=None, workers=workers).run([path], json_out=out)
+        outcomes.append((out.getvalue(), _state(settings), summary.problems))
+        db.engine_for(settings.db_url).dispose()
+    assert outcomes[0] == outcomes[1]
+    (problem,) = outcomes[0][2]
+    assert f"page {len(pages) + 1}: the page's image data is damaged" in problem

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import io
 import itertools
+import pickle
 import struct
 import time
 import types
@@ -324,6 +325,58 @@ def test_page_without_image(tmp_path):
     assert isinstance(rendered[0], PageImage) and rendered[0].dpi == 300
     assert abs(rendered[0].image.width - 2479) <= 1 and abs(rendered[0].image.height - 3508) <= 1
     assert isinstance(rendered[1], PageProblem)                         # nothing at all on page 2
+
+
+def _same_result(a, b) -> None:
+    assert type(a) is type(b), (a, b)
+    if isinstance(a, PageProblem):
+        assert (a.source, a.index, a.message) == (b.source, b.index, b.message)
+        return
+    assert (a.source, a.index, a.dpi, a.source_sha256, a.original_jpeg) == \
+           (b.source, b.index, b.dpi, b.source_sha256, b.original_jpeg)
+    assert a.image.mode == b.image.mode and np.array_equal(np.asarray(a.image), np.asarray(b.image))
+
+
+def _deferred_then_decoded(path: Path) -> tuple[list, int]:
+    out, deferred = [], 0
+    for r in iter_pages(path, defer_jpeg=True):
+        if isinstance(r, sources.EncodedPage):
+            deferred += 1
+            r = sources.decode(pickle.loads(pickle.dumps(r)))      # as a worker process gets it
+        out.append(r)
+    return out, deferred
+
+
+def test_deferred_jpeg_pages_decode_to_exactly_what_iter_pages_yields(tmp_path):
+    grey, colour = form_like(600, 800, "L", seed=1), form_like(600, 800, "RGB", seed=2)
+    full_page_image_pdf(tmp_path / "plain.pdf", [grey, colour, form_like(500, 700, "CMYK", seed=3)])
+    full_page_image_pdf(tmp_path / "turned.pdf", [grey], rotate=90)             # transposed: decoded at once
+    pdf = pikepdf.new()
+    good = jpeg_bytes(grey)                                 # 600 x 800 px
+    for data, (w, h), (pw, ph) in [(good[: len(good) // 2], (600, 800), (144, 192)),   # damaged data
+                                   (good, (600, 800), (144, 96)),                      # non-square pixels
+                                   (good, (300, 400), (72, 96)),       # the PDF says another size
+                                   (b"\xff\xd8\xff\xe0 not a JPEG", (600, 800), (144, 192))]:
+        add_page(pdf, (pw, ph), f"q {pw} 0 0 {ph} 0 0 cm /Im0 Do Q".encode(),
+                 {"Im0": image_xobject(pdf, data, w, h, filter="/DCTDecode")})
+    pdf.save(tmp_path / "odd.pdf")
+    deferred = {}
+    for name in ("plain.pdf", "turned.pdf", "odd.pdf"):
+        eager = results(tmp_path / name)
+        later, deferred[name] = _deferred_then_decoded(tmp_path / name)
+        assert len(later) == len(eager)
+        for a, b in zip(eager, later):
+            _same_result(a, b)
+    assert deferred == {"plain.pdf": 3, "turned.pdf": 0, "odd.pdf": 1}     # odd.pdf: only the damaged data
+
+
+def test_deferred_jpeg_that_pillow_cannot_decode_takes_the_ordinary_fallback(tmp_path, monkeypatch):
+    path = full_page_image_pdf(tmp_path / "scan.pdf", [form_like(400, 600, "L")])
+    monkeypatch.setattr(sources, "_decode_jpeg", lambda data: (_ for _ in ()).throw(ValueError("no decoder")))
+    eager = results(path)
+    later, deferred = _deferred_then_decoded(path)
+    assert deferred == 1 and isinstance(eager[0], PageImage) and eager[0].original_jpeg is not None
+    _same_result(eager[0], later[0])                        # pdfium decoded the image, in both cases
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from . import sources
 from .stages import IntakeContext, KitInfo, PageWork, run_stages
 
 PROBLEM_STATUSES = ("problem", "rejected_tag")
-IN_FLIGHT = 4              # pages decoded and waiting for (or in) a worker: bounds memory
+IN_FLIGHT = 4              # pages waiting for (or in) a worker: bounds memory
 PARALLEL_FROM_PAGES = 12   # below this, starting worker processes costs more than it saves
 
 
@@ -152,16 +152,67 @@ def _die_with_parent() -> None:
         threading.Thread(target=watch, daemon=True).start()
 
 
+def _one_blas_thread() -> None:
+    """Each worker has a core of its own. OpenBLAS (the digit classifier's matrix products) would otherwise
+    run a thread per core in every worker, and under load those threads spin waiting for each other: reading a
+    field took ten times as long. The results do not depend on the number of threads. (OpenCV's threads are
+    left alone: cv2.setNumThreads in a child forked from a process that has used them hangs.)"""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            libraries = {line.split()[-1] for line in maps if "openblas" in line.rsplit("/", 1)[-1].lower()}
+    except OSError:
+        return
+    for library in libraries:
+        try:
+            handle = ctypes.CDLL(library)
+        except OSError:
+            continue
+        for name in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                     "openblas_set_num_threads64_", "openblas_set_num_threads"):
+            setter = getattr(handle, name, None)
+            if setter is not None:
+                setter(1)
+                break
+
+
+def _reuse_page_buffers() -> None:
+    """A worker allocates and frees the same few big buffers for every page. Handing them back to the kernel
+    after each page and taking them again, page-faulted 4 KB at a time, cost ~10 ms a page. So Pillow keeps
+    two freed image blocks (the page's raster, a tag crop) for the next page, and the heap keeps up to 16 MB
+    free at its top rather than trimming it after every page. The peak stays the same: it is reached while a
+    page is being read, with all of these in use."""
+    import ctypes
+
+    from PIL import Image
+    try:
+        Image.core.set_blocks_max(2)
+    except (AttributeError, ValueError):
+        pass
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-1, 16 << 20)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 def _worker_init(home: str, db_url: str) -> None:
     _die_with_parent()
     _fixed_mmap_threshold()
+    _reuse_page_buffers()
+    _one_blas_thread()
     global _WORKER_CTX
     os.environ["MYNUMBER_HOME"] = home
     os.environ["MYNUMBER_DB_URL"] = db_url
     _WORKER_CTX = build_context(config.load())
 
 
-def _worker_run(item: sources.PageImage, facts: PageFacts) -> PageFacts:
+def _worker_run(item: sources.PageImage | sources.EncodedPage, facts: PageFacts) -> PageFacts:
+    if isinstance(item, sources.EncodedPage):
+        item = sources.decode(item)
+        if isinstance(item, sources.PageProblem):
+            facts.status, facts.message = "problem", _reason(item, item.source)
+            return facts
     return run_stages(PageWork(source=item, facts=facts), _WORKER_CTX).facts
 
 
@@ -209,7 +260,9 @@ class Intake:
         # Pages in file order: (facts, future) for pages being processed, (None, recorded) for pages an
         # earlier (perhaps interrupted) run recorded, which are not processed again but still give context.
         queue: deque[tuple[PageFacts | None, Future | tuple | None]] = deque()
-        for item in sources.iter_pages(path):
+        # With workers, a page that is a JPEG goes to them undecoded: decoding it here, and sending the raster
+        # (ten times the bytes) through a pipe, made this process the bottleneck.
+        for item in sources.iter_pages(path, defer_jpeg=executor is not None):
             bar.advance()
             if isinstance(item, sources.PageProblem):
                 if state.sha is None:

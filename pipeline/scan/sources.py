@@ -25,6 +25,11 @@ The resolution of an extracted PDF image is its pixel size against the size it i
 for image files it comes from the file's resolution tags (300 dpi is assumed when there are none, or when they
 hold a software default of 72/96 dpi). Non-square pixels (fax: 204x98 dpi) are resampled to square pixels at
 the larger of the two resolutions.
+
+``defer_jpeg=True`` (for callers that decode in other processes) yields an :class:`EncodedPage` instead of a
+PageImage when the page is a plain JPEG that would be taken as it is (upright, square pixels): its bytes are a
+tenth of the raster's, and :func:`decode` turns it into exactly the PageImage or PageProblem ``iter_pages``
+would have yielded.
 """
 from __future__ import annotations
 
@@ -45,6 +50,8 @@ __all__ = [
     "MAX_SIDE_PX",
     "PageImage",
     "PageProblem",
+    "EncodedPage",
+    "decode",
     "expand_paths",
     "iter_pages",
     "count_pages",
@@ -93,6 +100,23 @@ class PageProblem:
     source: Path
     index: int | None
     message: str
+
+
+@dataclass(frozen=True)
+class EncodedPage:
+    """A page that is the scanner's JPEG as it is, not decoded yet (see :func:`decode`)."""
+
+    source: Path
+    index: int
+    jpeg: bytes = field(repr=False)
+    width: int            # as the PDF declares it (and the JPEG header confirms)
+    height: int
+    dpi: float
+    source_sha256: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.source} page {self.index}"
 
 
 def _problem(path: Path, index: int | None, text: str) -> PageProblem:
@@ -216,8 +240,8 @@ def _sha256(path: Path) -> str:
 # Entry points
 
 
-def iter_pages(path: Path, *, force_render: bool = False,
-               render_unscanned: bool = False) -> Iterator[PageImage | PageProblem]:
+def iter_pages(path: Path, *, force_render: bool = False, render_unscanned: bool = False,
+               defer_jpeg: bool = False) -> Iterator[PageImage | PageProblem | EncodedPage]:
     """The pages of one file, in order, one at a time.
 
     Never raises for bad content: a page that cannot be used yields a PageProblem and the next page follows;
@@ -225,6 +249,8 @@ def iter_pages(path: Path, *, force_render: bool = False,
 
     force_render: render every PDF page with pdfium instead of extracting its image (for comparisons).
     render_unscanned: render PDF pages that hold no image (text/vector only) instead of reporting them.
+    defer_jpeg: yield an EncodedPage, to be decoded later with :func:`decode`, for a PDF page that is a plain
+    JPEG taken as it is.
     """
     path = Path(path)
     try:
@@ -247,7 +273,8 @@ def iter_pages(path: Path, *, force_render: bool = False,
                                    "scans must be PDF, TIFF, PNG or JPEG files")
         return
     if kind == "pdf":
-        yield from _iter_pdf(path, sha, force_render=force_render, render_unscanned=render_unscanned)
+        yield from _iter_pdf(path, sha, force_render=force_render, render_unscanned=render_unscanned,
+                             defer_jpeg=defer_jpeg)
     else:
         yield from _iter_raster(path, sha, kind)
 
@@ -308,10 +335,14 @@ def _to_grey(im: Image.Image) -> Image.Image:
     return im.convert("RGB").convert("L")
 
 
+def _is_square(dpi_x: float, dpi_y: float) -> bool:
+    return abs(dpi_x - dpi_y) <= SQUARE_TOLERANCE * max(dpi_x, dpi_y)
+
+
 def _square(im: Image.Image, dpi_x: float, dpi_y: float) -> tuple[Image.Image, float]:
     """Resample non-square pixels to square ones at the larger resolution; returns (image, dpi)."""
     dpi = max(dpi_x, dpi_y)
-    if abs(dpi_x - dpi_y) <= SQUARE_TOLERANCE * dpi:
+    if _is_square(dpi_x, dpi_y):
         return im, dpi
     width = max(1, round(im.width * dpi / dpi_x))
     height = max(1, round(im.height * dpi / dpi_y))
@@ -782,8 +813,8 @@ class _PdfFile:
         return self._damaged
 
 
-def _iter_pdf(path: Path, sha: str, *, force_render: bool,
-              render_unscanned: bool) -> Iterator[PageImage | PageProblem]:
+def _iter_pdf(path: Path, sha: str, *, force_render: bool, render_unscanned: bool,
+              defer_jpeg: bool = False) -> Iterator[PageImage | PageProblem | EncodedPage]:
     import pikepdf
 
     try:
@@ -806,16 +837,8 @@ def _iter_pdf(path: Path, sha: str, *, force_render: bool,
             yield _problem(path, None, "PDF has no pages (damaged or truncated?)")
             return
         for i in range(count):
-            index = i + 1
-            try:
-                result: PageImage | PageProblem = _pdf_page(
-                    doc, i, force_render=force_render, render_unscanned=render_unscanned)
-            except _PageRefused as exc:
-                result = _problem(path, index, str(exc))
-            except MemoryError:
-                result = _problem(path, index, "not enough memory to decode this page")
-            except Exception as exc:  # noqa: BLE001 - one bad page does not stop the file
-                result = _problem(path, index, f"page cannot be read (damaged or truncated PDF?): {_short(exc)}")
+            result = _pdf_page_or_problem(doc, i, force_render=force_render, render_unscanned=render_unscanned,
+                                          defer_jpeg=defer_jpeg)
             yield result
             del result
         try:
@@ -828,6 +851,18 @@ def _iter_pdf(path: Path, sha: str, *, force_render: bool,
     finally:
         doc.pdfium.close()
         pdf.close()
+
+
+def _pdf_page_or_problem(doc: _PdfFile, i: int, **options) -> PageImage | PageProblem | EncodedPage:
+    path, index = doc.path, i + 1
+    try:
+        return _pdf_page(doc, i, **options)
+    except _PageRefused as exc:
+        return _problem(path, index, str(exc))
+    except MemoryError:
+        return _problem(path, index, "not enough memory to decode this page")
+    except Exception as exc:  # noqa: BLE001 - one bad page does not stop the file
+        return _problem(path, index, f"page cannot be read (damaged or truncated PDF?): {_short(exc)}")
 
 
 def _default_decode(obj) -> bool:
@@ -860,7 +895,8 @@ def _is_damage(exc: BaseException) -> bool:
     return isinstance(exc, tuple(damage_types))
 
 
-def _pdf_page(doc: _PdfFile, i: int, *, force_render: bool, render_unscanned: bool) -> PageImage | PageProblem:
+def _pdf_page(doc: _PdfFile, i: int, *, force_render: bool, render_unscanned: bool,
+              defer_jpeg: bool = False) -> PageImage | PageProblem | EncodedPage:
     import pikepdf
 
     path, index = doc.path, i + 1
@@ -916,6 +952,13 @@ def _pdf_page(doc: _PdfFile, i: int, *, force_render: bool, render_unscanned: bo
     if orient is None:
         return rendered()          # drawn at an angle
 
+    dpi_x = 72.0 / (orient.pts_x * user_unit)
+    dpi_y = 72.0 / (orient.pts_y * user_unit)
+    if defer_jpeg and orient.op is None and _is_square(dpi_x, dpi_y):
+        data = _deferrable_jpeg(obj, width, height)
+        if data is not None:
+            return EncodedPage(path, index, data, width, height, round(max(dpi_x, dpi_y), 3), doc.sha)
+
     grey: Image.Image | None
     try:
         grey = _decode_pdf_image(obj)
@@ -938,14 +981,87 @@ def _pdf_page(doc: _PdfFile, i: int, *, force_render: bool, render_unscanned: bo
             return rendered()
     if orient.op is not None:
         grey = grey.transpose(orient.op)
-    dpi_x = 72.0 / (orient.pts_x * user_unit)
-    dpi_y = 72.0 / (orient.pts_y * user_unit)
     size_before = grey.size
     grey, dpi = _square(grey, dpi_x, dpi_y)
     original = None
     if orient.op is None and grey.size == size_before and _is_plain_jpeg(obj):
         original = bytes(obj.read_raw_bytes())
     return PageImage(path, index, grey, round(dpi, 3), doc.sha, original)
+
+
+_JPEG_MODES = ("L", "RGB", "YCbCr", "CMYK")
+
+
+def _open_jpeg(data: bytes):
+    """The JPEG's header parsed (nothing decoded), set up to decode grey; None for modes Pillow cannot
+    turn into the right grey directly (those go the general way)."""
+    import io
+
+    from PIL import JpegImagePlugin
+
+    im = JpegImagePlugin.JpegImageFile(io.BytesIO(data))
+    if im.mode in ("RGB", "YCbCr"):
+        im.draft("L", im.size)        # libjpeg decodes only the luma channel when asked for grey
+    return im if im.mode in _JPEG_MODES else None
+
+
+def _decode_jpeg(data: bytes) -> Image.Image | None:
+    """Fast path for a plain JPEG: grey, or None when it has to go the general way."""
+    im = _open_jpeg(data)
+    if im is None:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        im.load()
+    return im if im.mode == "L" else _to_grey(im)
+
+
+def _deferrable_jpeg(obj, width: int, height: int) -> bytes | None:
+    """The raw bytes of an image XObject that `_decode_pdf_image` would decode with `_decode_jpeg` (and that
+    then stays as it is), or None. Only the header is parsed. A JPEG whose own size differs from what the PDF
+    declares stays on the ordinary path, so the size limit checked on the PDF's numbers holds for it."""
+    if not _is_plain_jpeg(obj) or not _colour_space_ok(obj.get("/ColorSpace")):
+        return None
+    try:
+        data = bytes(obj.read_raw_bytes())
+        im = _open_jpeg(data)
+    except Exception:  # noqa: BLE001 - the ordinary path reports it
+        return None
+    if im is None or im.size != (width, height):
+        return None
+    return data
+
+
+def decode(page: EncodedPage) -> PageImage | PageProblem:
+    """What `iter_pages` (without defer_jpeg) would have yielded for the page."""
+    path, index = page.source, page.index
+    try:
+        grey = _decode_jpeg(page.jpeg)
+    except Image.DecompressionBombError:
+        return _problem(path, index, _bomb(page.width, page.height))
+    except Exception as exc:  # noqa: BLE001
+        if _is_damage(exc):
+            return _problem(path, index, f"the page's image data is damaged or truncated ({_short(exc)})")
+        grey = None
+    if grey is None:
+        return _extract_again(page)   # the ordinary path's fallbacks need the PDF (pdfium)
+    return PageImage(path, index, grey, page.dpi, page.source_sha256, page.jpeg)
+
+
+def _extract_again(page: EncodedPage) -> PageImage | PageProblem:
+    import pikepdf
+
+    try:
+        pdf = pikepdf.open(page.source)
+    except Exception as exc:  # noqa: BLE001
+        return _problem(page.source, page.index, f"page cannot be read (damaged or truncated PDF?): {_short(exc)}")
+    doc = _PdfFile(page.source, page.source_sha256, pdf)
+    try:
+        # render_unscanned only matters for a page without an image
+        return _pdf_page_or_problem(doc, page.index - 1, force_render=False, render_unscanned=False)
+    finally:
+        doc.pdfium.close()
+        pdf.close()
 
 
 def _is_plain_jpeg(obj) -> bool:
@@ -1008,10 +1124,7 @@ def _plain_sample_mode(obj) -> str | None:
 
 def _decode_pdf_image(obj) -> Image.Image:
     """Decode one image XObject with pikepdf/Pillow into grey (in image space, no orientation applied)."""
-    import io
-
     import pikepdf
-    from PIL import JpegImagePlugin
 
     if not _colour_space_ok(obj.get("/ColorSpace")):
         raise ValueError("colour space left to pdfium")
@@ -1019,16 +1132,9 @@ def _decode_pdf_image(obj) -> Image.Image:
     if isinstance(filters, pikepdf.Array) and len(filters) == 1:
         filters = filters[0]
     if filters == "/DCTDecode" and obj.get("/Decode") is None:
-        # Fast path: a plain JPEG. libjpeg decodes only the luma channel when asked for grey.
-        data = obj.read_raw_bytes()
-        im = JpegImagePlugin.JpegImageFile(io.BytesIO(data))
-        if im.mode in ("RGB", "YCbCr"):
-            im.draft("L", im.size)
-        if im.mode in ("L", "RGB", "YCbCr", "CMYK"):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                im.load()
-            return im if im.mode == "L" else _to_grey(im)
+        grey = _decode_jpeg(obj.read_raw_bytes())
+        if grey is not None:
+            return grey
     if filters == "/FlateDecode" and obj.get("/Decode") is None:
         # Fast path: plain 8-bit grey/RGB or 1-bit grey samples; qpdf inflates (and undoes PNG predictors).
         mode = _plain_sample_mode(obj)
