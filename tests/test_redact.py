@@ -284,3 +284,42 @@ def test_batched_pages_give_the_same_result():
     batch = redact_pages([a.image, b.image], dpis=[a.dpi, b.dpi])
     assert [r.event() for r in batch] == [ra.event(), rb.event()]
     assert [[x.bbox() for x in r.boxes] for r in batch] == [[x.bbox() for x in r.boxes] for r in (ra, rb)]
+
+
+def test_the_worker_reads_exactly_as_the_program(monkeypatch):
+    """The long-lived worker (libtesseract) and the program give the same words for the same line images."""
+    from pipeline.redact import candidates, tessworker
+    if tessworker.library() is None:
+        pytest.skip("libtesseract is not found")
+    sample, _ = redacted("notification", 1, grouping="hyphen")
+    page = an.PageImage.from_pil(sample.image, sample.dpi)
+    lines = an.OcrNumberAnalyzer().lines(page)
+    images = [candidates.cut(page.gray, c) for ln in lines for c in candidates.crops_for(ln)]
+    for params in ({"lang": "eng", "psm": 7, "dictionaries": False}, {"lang": "jpn", "psm": 11}):
+        monkeypatch.setenv(tesseract.WORKER_ENV, "1")
+        by_worker = tesseract.recognise_detailed(images, **params)
+        monkeypatch.setenv(tesseract.WORKER_ENV, "0")
+        assert tesseract.recognise_detailed(images, **params) == by_worker
+
+
+def test_a_raster_is_read_for_barcodes_once(monkeypatch):
+    """The barcode reader reads the page with its printed numbers covered; when it finds no code to cover,
+    that raster is the redacted page and the proof reuses the reading (same raster, same reader). A page
+    whose code was covered, or a page re-encoded before the proof, is read again."""
+    import zxingcpp
+    from pipeline.redact import documents
+    reads = []
+    real = zxingcpp.read_barcodes
+    monkeypatch.setattr(zxingcpp, "read_barcodes", lambda img, **kw: reads.append(img.shape) or real(img, **kw))
+    note = idcards.make_sample("notification", 1, grouping="space")
+    assert_clean(note, redact_page(note.image, dpi=note.dpi))
+    assert len(reads) == 1
+    reads.clear()
+    card = idcards.make_sample("card_back", 3, skew=-3.0)
+    result = redact_page(card.image, dpi=card.dpi)
+    assert_clean(card, result)
+    assert result.barcodes_covered == 1
+    assert len(reads) == 2
+    reads.clear()
+    assert redact_page(note.image, dpi=note.dpi, encode=documents.encoder_for("JPEG")).proof_clean
+    assert len(reads) == 2

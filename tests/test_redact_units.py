@@ -228,3 +228,89 @@ def test_run_many_shares_one_tesseract_call_per_step(monkeypatch):
 
     assert an.run_many([steps(1), steps(2), steps(3)]) == [2, 3, 4]
     assert calls == [(6, "eng"), (3, "jpn")]
+
+
+# ------------------------------------------------------------------------------ the tesseract worker
+
+FAKE_WORKER = r'''
+import json, os, signal, struct, sys, time
+rin, out = sys.stdin.buffer, sys.stdout.buffer
+while True:
+    head = rin.read(4)
+    if len(head) < 4:
+        sys.exit(0)
+    req = json.loads(rin.read(struct.unpack("<I", head)[0]))
+    images = [rin.read(w * h) for w, h in req["sizes"]]
+    for (w, h), px in zip(req["sizes"], images):
+        mode = px[0]
+        if mode == 13:
+            os.kill(os.getpid(), signal.SIGFPE)       # tesseract dying on one particular line
+        if mode == 14:
+            time.sleep(30)
+        if mode == 15:
+            sys.exit(3)                               # broken set-up: not a crash
+        tsv = f"5\t1\t1\t1\t1\t1\t0\t0\t{w}\t{h}\t95\t{w}x{h}\n".encode()
+        out.write(struct.pack("<II", 0, len(tsv)) + tsv)
+        out.flush()
+'''
+
+
+@pytest.fixture
+def fake_worker(monkeypatch, tmp_path):
+    from pipeline.redact import tessworker
+    script = tmp_path / "fake_worker.py"
+    script.write_text(FAKE_WORKER)
+    tessworker._discard()
+    monkeypatch.setattr(tessworker, "SCRIPT", script)
+    monkeypatch.setattr(tessworker, "library", lambda: "libfake.so")
+    yield tessworker
+    tessworker._discard()
+
+
+def _img(value, w=40, h=20):
+    return np.full((h, w), value, np.uint8)
+
+
+def test_worker_keeps_crash_isolation(fake_worker):
+    """The worker dies on the second image: the first is kept, the second is retried once rescaled (and
+    dies again: None), a new worker reads the third."""
+    out = fake_worker.recognise([_img(255), _img(13), _img(255, 60)], {"lang": "eng"}, 10, dict(os.environ))
+    assert out[0] == (0, b"5\t1\t1\t1\t1\t1\t0\t0\t40\t20\t95\t40x20\n")
+    assert out[1] is None
+    assert out[2][1].endswith(b"60x20\n")
+    assert fake_worker._worker.usable()
+
+
+def test_worker_timeout_is_a_typed_error(fake_worker):
+    with pytest.raises(ExternalProgramError) as err:
+        fake_worker.recognise([_img(14)], {"lang": "eng"}, 0.5, dict(os.environ))
+    assert "timed out" in err.value.message
+    assert fake_worker._worker is None
+
+
+def test_a_worker_that_cannot_run_says_so(fake_worker):
+    with pytest.raises(fake_worker.Unavailable):
+        fake_worker.recognise([_img(15)], {"lang": "eng"}, 10, dict(os.environ))
+
+
+def test_a_forked_child_starts_its_own_worker(fake_worker):
+    fake_worker.recognise([_img(255)], {"lang": "eng"}, 10, dict(os.environ))
+    parent = fake_worker._worker.proc.pid
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                  # the child: a fresh worker, the parent's left alone
+        try:
+            fake_worker.recognise([_img(255)], {"lang": "eng"}, 10, dict(os.environ))
+            os.write(w, str(fake_worker._worker.proc.pid).encode())
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    child = int(os.read(r, 32))
+    assert child != parent and fake_worker._worker.proc.pid == parent and fake_worker._worker.usable()
+
+
+def test_scaled_tsv_boxes():
+    from pipeline.redact.tessworker import scale_tsv
+    tsv = b"level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext\n" \
+          b"5\t1\t1\t1\t1\t1\t9\t18\t90\t27\t96\t1234\n"
+    assert scale_tsv(tsv, 1 / 0.9).splitlines()[1] == b"5\t1\t1\t1\t1\t1\t10\t20\t100\t30\t96\t1234"

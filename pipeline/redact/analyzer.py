@@ -4,9 +4,11 @@ An analyser takes a `PageImage` and returns `Finding`s: what was found (never th
 masked form only), where (quadrilaterals in page pixels, margin included), how sure, and why. Drawing is
 somebody else's job (`redactor.py`), so another analyser can be added and tested on its own.
 
-- `OcrNumberAnalyzer`: candidate text lines (OpenCV, `candidates.py`); a few of them are read with the
-  Japanese model at 0 and 180 degrees to learn which way up the page is; then every candidate line is read
-  once, straightened, with tesseract (eng, psm 7, all lines of all pages of a batch in one process).
+- `OcrNumberAnalyzer`: candidate text lines (OpenCV, `candidates.py`), each straightened and binarised;
+  only lines holding a row of digit-like glyphs (`glyphs.py`) are read, with tesseract (eng, psm 7, all
+  lines of all pages of a batch in one request). Which way up each text axis is comes from the page memo
+  or is learnt while reading (`orientation.py`: lines are read the way their alignment suggests; quarters
+  of the page whose readings do not confirm it have a probe read the other way as well).
   12-digit spans (`digits.py`) with a valid check digit are numbers. Doubtful spans (low confidence, or a
   failed check digit) get a second look with the Japanese model around the span: a failed check digit
   counts when a label (個人番号, マイナンバー, 番号) is next to it; a span whose digits are really
@@ -14,7 +16,7 @@ somebody else's job (`redactor.py`), so another analyser can be added and tested
 - `BarcodeAnalyzer`: QR codes and barcodes (zxing-cpp) whose payload holds a 12-digit My Number.
 
 OCR goes through `OcrRequest`s yielded by `steps(page)` generators: `analyze(page)` runs them for one page,
-`analyze_many(pages)` answers the requests of many pages with one tesseract call per kind of request.
+`analyze_many(pages)` answers the requests of many pages with one tesseract request per kind of request.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from .. import number
-from . import candidates, digits, tesseract
+from . import candidates, digits, glyphs, orientation, tesseract
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +124,7 @@ def run_steps(gen: Steps):
 
 def run_many(gens: Sequence[Steps]) -> list:
     """Drive many step generators in lockstep: all pending requests with the same parameters are answered
-    by one tesseract process (its start-up is paid once per batch, not once per page)."""
+    by one tesseract request (one batch instead of one per page)."""
     results: list = [None] * len(gens)
     pending: dict[int, OcrRequest] = {}
 
@@ -150,14 +152,16 @@ def run_many(gens: Sequence[Steps]) -> list:
     return results
 
 
+def _digest(img: np.ndarray, params) -> bytes:
+    h = hashlib.blake2b(img.tobytes(), digest_size=16)
+    h.update(repr((img.shape, params)).encode())
+    return h.digest()
+
+
 def _ocr(page: PageImage, images: Sequence[np.ndarray], **params) -> Steps:
     """OCR through the page memo: identical crops are read once (a redacted copy shares its original's
     memo, so only what the boxes changed is read again)."""
-    keys = []
-    for img in images:
-        h = hashlib.blake2b(img.tobytes(), digest_size=16)
-        h.update(repr((img.shape, sorted(params.items()))).encode())
-        keys.append(h.digest())
+    keys = [_digest(img, sorted(params.items())) for img in images]
     todo = [i for i, k in enumerate(keys) if k not in page.memo]
     if todo:
         done = yield OcrRequest([images[i] for i in todo], params)
@@ -210,9 +214,25 @@ def _near(line: candidates.Line, focus) -> bool:
     return any(x0 < bx1 and bx0 < x1 and y0 < by1 and by0 < y1 for bx0, by0, bx1, by1 in focus)
 
 
-def _upright_score(words) -> float:
-    """How much confidently read text a reading holds (upside-down text reads as low-confidence junk)."""
-    return float(sum(len(w.text.strip()) for w in words if w.conf >= 70))
+class _Cuts:
+    """The straightened crops of a page's lines, cut once each (a line's image decides whether it is read
+    and is then what tesseract reads)."""
+
+    def __init__(self, page: PageImage, block: int):
+        self.page, self.block = page, block
+        self._crops: dict = {}
+        self._images: dict = {}
+
+    def crop(self, line: candidates.Line, reverse: bool, height: float) -> candidates.LineCrop:
+        if (line, height) not in self._crops:
+            self._crops[line, height] = candidates.crops_for(line, target_height=height)
+        return self._crops[line, height][1 if reverse else 0]
+
+    def image(self, line: candidates.Line, reverse: bool, height: float) -> np.ndarray:
+        key = (line, reverse, height)
+        if key not in self._images:
+            self._images[key] = candidates.cut(self.page.gray, self.crop(line, reverse, height), block=self.block)
+        return self._images[key]
 
 
 class OcrNumberAnalyzer:
@@ -223,7 +243,8 @@ class OcrNumberAnalyzer:
     def __init__(self, *, target_height: float = 32.0, focus_height: float | None = None,
                  min_aspect: float = 7.0, both_axes: bool = False, secondary_axis_ratio: float = 0.5,
                  high_conf: float = 55.0, low_conf: float = 0.0, margin_mm: float = 1.0,
-                 margin_height: float = 0.3, max_side: int = 1600, probe_orientation: bool = True):
+                 margin_height: float = 0.3, max_side: int = 1600, probe_orientation: bool = True,
+                 min_digits: int = 9):
         self.target_height = target_height
         self.focus_height = focus_height
         self.min_aspect = min_aspect
@@ -235,6 +256,8 @@ class OcrNumberAnalyzer:
         self.margin_height = margin_height
         self.max_side = max_side
         self.probe_orientation = probe_orientation
+        # 12 digits, with room for three lost to noise or to broken or touching glyphs
+        self.min_digits = min_digits
 
     # -- steps, separately testable
 
@@ -253,67 +276,76 @@ class OcrNumberAnalyzer:
             axes.add(other)
         return [ln for ln in search.lines if ln.axis in axes]
 
-    def probes(self, page: PageImage, lines: Sequence[candidates.Line], most: int = 3) -> list[candidates.Line]:
-        """A few lines with many glyphs from different quarters of the page (pasted copies may sit in any
-        of them), to learn 0 vs 180 degrees."""
-        w, h = page.size
-        best: dict[tuple[int, int], candidates.Line] = {}
-        for ln in lines:
-            q = (int(ln.center[0] * 2 // max(w, 1)), int(ln.center[1] * 2 // max(h, 1)))
-            if q not in best or ln.members > best[q].members:
-                best[q] = ln
-        return sorted(best.values(), key=lambda ln: -ln.members)[:most]
+    def digit_run(self, page: PageImage, cuts: _Cuts, line: candidates.Line) -> int:
+        """The longest row of digit-like glyphs on the line (glyphs.py), remembered by crop content."""
+        img = cuts.image(line, False, self.target_height)
+        key = ("digit-run", _digest(img, self.target_height))
+        if key not in page.memo:
+            text_height = min(self.target_height, 3.0 * line.text_height)   # crops_for upscales at most 3x
+            page.memo[key] = glyphs.digit_run(img, text_height)
+        return page.memo[key]
 
-    def orientation_steps(self, page: PageImage, lines: Sequence[candidates.Line]) -> Steps:
-        """Per axis: "f" (read along +direction), "r" (reversed) or "both" (unknown or mixed)."""
-        out: dict[str, str] = {}
-        todo = []
-        for axis in sorted({ln.axis for ln in lines}):
-            known = page.memo.get(("orientation", axis))
-            if known:
-                out[axis] = known
-            elif not self.probe_orientation:
-                out[axis] = "both"
-            else:
-                todo.append(axis)
-        if todo:
-            plan = []
-            for axis in todo:
-                for ln in self.probes(page, [x for x in lines if x.axis == axis]):
-                    plan += [(axis, c) for c in candidates.crops_for(ln, target_height=self.target_height)]
-            images = [candidates.cut(page.gray, c, block=int(self.target_height)) for _, c in plan]
-            words = yield from _ocr(page, images, lang="jpn", psm=7)
-            for axis in todo:
-                verdicts = set()
-                pairs = [(words[i], words[i + 1]) for i in range(0, len(plan), 2) if plan[i][0] == axis]
-                for fw, rv in pairs:
-                    f, r = _upright_score(fw), _upright_score(rv)
-                    if f >= 4 and f >= 2 * r:
-                        verdicts.add("f")
-                    elif r >= 4 and r >= 2 * f:
-                        verdicts.add("r")
-                out[axis] = verdicts.pop() if len(verdicts) == 1 else "both"
-                page.memo[("orientation", axis)] = out[axis]
-        return out
+    def read_steps(self, page: PageImage, cuts: _Cuts, lines: Sequence[candidates.Line],
+                   rows: Sequence[tuple[candidates.Line, int]]) -> Steps:
+        """Read the digit lines (`rows`: line, digit run) the way their axis is upright.
+
+        The way up of an axis comes from the page memo (a redacted copy) or is learnt while reading
+        (orientation.py): every line is read the guessed way; quarters of the page that this does not
+        confirm have a probe read the other way; if the votes are not for the guess, the lines are read the
+        other way too. Readings the wrong way up are dropped."""
+        axes = sorted({ln.axis for ln, _ in rows})
+        known = {a: page.memo.get(("orientation", a)) or (None if self.probe_orientation else "both") for a in axes}
+        first = orientation.guess(lines)
+        th = self.target_height
+
+        def ways(decided: str) -> tuple[bool, ...]:
+            return (False, True) if decided == "both" else (decided == "r",)
+
+        def heights(line: candidates.Line) -> list[float]:
+            if self.focus_height and page.focus and _near(line, page.focus):
+                return [th, self.focus_height]
+            return [th]
+
+        def wanted(decided_of) -> list[tuple]:
+            return [(ln, rev, h) for ln, _ in rows for rev in ways(decided_of(ln.axis)) for h in heights(ln)]
+
+        got = yield from self._read(page, cuts, wanted(lambda a: known[a] or first[a]), {})
+        votes: dict[str, list] = {a: [] for a in axes if known[a] is None}
+        probes = []
+        for a in votes:
+            quarters: dict[tuple[int, int], list] = {}
+            for ln, run in rows:
+                if ln.axis == a:
+                    quarters.setdefault(orientation.quarter(ln, page.size), []).append((ln, run))
+            for group in quarters.values():
+                if any(orientation.self_evident(got[ln, first[a] == "r", th]) for ln, _ in group):
+                    votes[a].append(first[a])
+                else:
+                    probes.append((a, orientation.pick(group)))
+        got = yield from self._read(page, cuts, [(ln, first[a] != "r", th) for a, ln in probes], got)
+        for a, ln in probes:
+            votes[a].append(orientation.probe_vote(got[ln, False, th], got[ln, True, th]))
+        for a, said in votes.items():
+            known[a] = orientation.verdict(said)
+            page.memo[("orientation", a)] = known[a]
+        final = wanted(lambda a: known[a])
+        got = yield from self._read(page, cuts, [k for k in final if k not in got], got)
+        return [_Reading(cuts.crop(*k), got[k]) for k in final]
+
+    def _read(self, page: PageImage, cuts: _Cuts, keys: list[tuple], got: dict) -> Steps:
+        keys = list(dict.fromkeys(keys))
+        if keys:
+            words = yield from _ocr(page, [cuts.image(*k) for k in keys], lang="eng", psm=7, dictionaries=False)
+            got.update(zip(keys, words))
+        return got
 
     def steps(self, page: PageImage) -> Steps:
         lines = self.lines(page)
-        if not lines:
+        cuts = _Cuts(page, int(self.target_height))
+        rows = [(ln, run) for ln in lines if (run := self.digit_run(page, cuts, ln)) >= self.min_digits]
+        if not rows:
             return []
-        orient = yield from self.orientation_steps(page, lines)
-        plan: list[candidates.LineCrop] = []
-        for ln in lines:
-            wanted = orient.get(ln.axis, "both")
-            heights = [self.target_height]
-            if self.focus_height and page.focus and _near(ln, page.focus):
-                heights.append(self.focus_height)
-            for th in heights:
-                for c in candidates.crops_for(ln, target_height=th):
-                    if wanted == "both" or (wanted == "r") == c.reverse:
-                        plan.append(c)
-        images = [candidates.cut(page.gray, c, block=int(self.target_height)) for c in plan]
-        words = yield from _ocr(page, images, lang="eng", psm=7, dictionaries=False)
-        readings = [_Reading(c, w) for c, w in zip(plan, words)]
+        readings = yield from self.read_steps(page, cuts, lines, rows)
         # a number read confidently with a valid check digit is sure; anything else 12 digits long gets a
         # second look
         sure: list[tuple[_Reading, digits.Span, str]] = []
@@ -404,34 +436,51 @@ class BarcodeAnalyzer:
         f = zxingcpp.BarcodeFormat
         return [f.QRCode, f.MicroQRCode, f.DataMatrix, f.PDF417, f.Aztec, f.Code128, f.ITF, f.Code39]
 
-    def _variants(self, page: PageImage):
-        yield page.gray, 1.0
-        if self.thorough:
-            h, w = page.gray.shape
-            if max(h, w) < 900:      # tiny pages: modules may be only a pixel or two wide
-                yield cv2.resize(page.gray, (w * 2, h * 2), interpolation=cv2.INTER_CUBIC), 2.0
+    def _scales(self, page: PageImage):
+        yield 1.0
+        if self.thorough and max(page.gray.shape) < 900:
+            yield 2.0                # tiny pages: modules may be only a pixel or two wide
+
+    def _read(self, gray: np.ndarray, scale: float) -> list[Finding]:
+        import zxingcpp
+        img = gray
+        if scale != 1.0:
+            h, w = gray.shape
+            img = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_CUBIC)
+        found: list[Finding] = []
+        for bc in zxingcpp.read_barcodes(img, formats=self.formats()):
+            hits = payload_numbers(bc.text)
+            hit = next(((v, lab) for v, lab in hits if v or lab), None)
+            if hit is None:
+                continue
+            pos = bc.position
+            pts = np.array([[pos.top_left.x, pos.top_left.y], [pos.top_right.x, pos.top_right.y],
+                            [pos.bottom_right.x, pos.bottom_right.y], [pos.bottom_left.x, pos.bottom_left.y]],
+                           dtype=float) / scale
+            c = pts.mean(0)
+            side = max(np.linalg.norm(pts[1] - pts[0]), np.linalg.norm(pts[3] - pts[0]), 10.0)
+            grow = 1 + 2 * self.margin + 8.0 / side
+            quad = tuple((round(float(x), 1), round(float(y), 1)) for x, y in c + (pts - c) * grow)
+            found.append(Finding(ENTITY, "barcode", (quad,), 1.0, hit[0], hit[1], "barcode payload", ""))
+        return found
 
     def analyze(self, page: PageImage) -> list[Finding]:
-        import zxingcpp
+        """Findings of every reading of the page. Readings are kept in the page memo with the raster they
+        read: the same raster is not read twice (zxing is deterministic), e.g. the proof of a page whose codes
+        needed no box reads exactly the raster this analyser read after the printed numbers were covered."""
+        key = ("barcode-readings", self.margin)
+        seen = page.memo.get(key)
+        same = seen is not None and (seen[0] is page.gray or (seen[0].shape == page.gray.shape
+                                                              and np.array_equal(seen[0], page.gray)))
+        readings = seen[1] if same else {}
         found: list[Finding] = []
-        for img, scale in self._variants(page):
-            for bc in zxingcpp.read_barcodes(img, formats=self.formats()):
-                hits = payload_numbers(bc.text)
-                hit = next(((v, lab) for v, lab in hits if v or lab), None)
-                if hit is None:
-                    continue
-                pos = bc.position
-                pts = np.array([[pos.top_left.x, pos.top_left.y], [pos.top_right.x, pos.top_right.y],
-                                [pos.bottom_right.x, pos.bottom_right.y], [pos.bottom_left.x, pos.bottom_left.y]],
-                               dtype=float) / scale
-                c = pts.mean(0)
-                side = max(np.linalg.norm(pts[1] - pts[0]), np.linalg.norm(pts[3] - pts[0]), 10.0)
-                grow = 1 + 2 * self.margin + 8.0 / side
-                quad = tuple((round(float(x), 1), round(float(y), 1)) for x, y in c + (pts - c) * grow)
-                f = Finding(ENTITY, "barcode", (quad,), 1.0, hit[0], hit[1],
-                            "barcode payload", "")
+        for scale in self._scales(page):
+            if scale not in readings:
+                readings[scale] = self._read(page.gray, scale)
+            for f in readings[scale]:
                 if not any(_overlap(f, g) > 0.5 for g in found):
                     found.append(f)
+        page.memo[key] = (page.gray, readings)
         return found
 
 
@@ -465,7 +514,7 @@ DEFAULT_ANALYZERS = ("ocr", "barcode")
 
 def default_analyzers(thorough: bool = False) -> list[Analyzer]:
     if thorough:
-        return [OcrNumberAnalyzer(focus_height=44.0, secondary_axis_ratio=0.25, min_aspect=6.0),
+        return [OcrNumberAnalyzer(focus_height=44.0, secondary_axis_ratio=0.25, min_aspect=6.0, min_digits=8),
                 BarcodeAnalyzer(thorough=True)]
     return [OcrNumberAnalyzer(), BarcodeAnalyzer()]
 
@@ -486,5 +535,5 @@ def analyze(page: PageImage, analyzers: Sequence[Analyzer] | None = None) -> lis
 
 
 def analyze_many(pages: Iterable[PageImage], analyzers: Sequence[Analyzer] | None = None) -> list[list[Finding]]:
-    """Findings per page; the OCR of all pages shares tesseract processes."""
+    """Findings per page; the OCR of all pages goes to tesseract in shared batches."""
     return run_many([analyze_steps(p, analyzers) for p in pages])

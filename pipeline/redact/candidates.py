@@ -151,6 +151,10 @@ def _lines_along(axis: str, stats: np.ndarray, scale: float, gap_factor: float,
     score = 0
     for g, t in zip(groups, tights):
         score += t
+        if len(g) == 1:     # most groups are one glyph: reject them without numpy
+            i = int(g[0])
+            if h[i] < 8 or w[i] < 0.9 * min_aspect * h[i]:
+                continue
         gh = h[g]
         th = float(np.median(gh)) if len(g) > 1 else float(gh[0])
         if th < min_height or (len(g) < 3 and th < 8):
@@ -194,6 +198,18 @@ def _lines_along(axis: str, stats: np.ndarray, scale: float, gap_factor: float,
     return lines, score
 
 
+def component_stats(bw: np.ndarray) -> np.ndarray:
+    """x, y, w, h, area of each 8-connected component (background dropped).
+
+    16-bit labels are several times faster here (OpenCV 5 computes the statistics of 32-bit labels slowly);
+    a page with more than 65,534 components falls back to 32-bit labels."""
+    try:
+        _, _, stats, _ = cv2.connectedComponentsWithStats(bw, connectivity=8, ltype=cv2.CV_16U)
+    except cv2.error:
+        _, _, stats, _ = cv2.connectedComponentsWithStats(bw, connectivity=8, ltype=cv2.CV_32S)
+    return stats[1:]
+
+
 def find_lines(gray: np.ndarray, *, max_side: int = 1600, min_aspect: float = 4.0,
                gap_factor: float = 2.4, threshold: float | None = None) -> LineSearch:
     """Candidate lines along both axes of a grey page (uint8 2-D). `threshold`: the edge threshold (by
@@ -203,8 +219,7 @@ def find_lines(gray: np.ndarray, *, max_side: int = 1600, min_aspect: float = 4.
     work = cv2.resize(gray, (round(W * scale), round(H * scale)), interpolation=cv2.INTER_AREA) \
         if scale < 1.0 else gray
     bw, threshold = _binarise(work, threshold)
-    n, _, stats, _ = cv2.connectedComponentsWithStats(bw, connectivity=8)
-    stats = stats[1:]
+    stats = component_stats(bw)
     hh, ww = work.shape
     keep = (stats[:, 4] >= 8) & (np.maximum(stats[:, 2], stats[:, 3]) >= 4) \
         & (stats[:, 3] <= hh / 4) & (stats[:, 2] <= ww / 4)
@@ -261,13 +276,29 @@ def cut(gray: np.ndarray, crop: LineCrop, binarise: bool = True,
         probe = img[max(0, y0):max(y0 + 1, y1), max(0, x0):max(x0 + 1, x1)]
     if probe.size and light_text(probe):
         img = 255 - img
-    lo, hi = np.percentile(img, (1, 99))
+    lo, hi = _percentiles_u8(img, (1, 99))
     if hi - lo >= 8:
         img = np.clip((img.astype(np.float32) - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
     if binarise:
         img = cv2.adaptiveThreshold(cv2.GaussianBlur(img, (3, 3), 0), 255, cv2.ADAPTIVE_THRESH_MEAN_C,
                                     cv2.THRESH_BINARY, max(3, block | 1), 15)
     return img
+
+
+def _percentiles_u8(img: np.ndarray, qs) -> list[float]:
+    """np.percentile(img, qs) (linear method, same arithmetic) for uint8 pixels, from a histogram: several
+    times faster than numpy's partition on every line crop."""
+    cum = np.cumsum(np.bincount(img.ravel(), minlength=256))
+    n = int(cum[-1])
+    out = []
+    for q in qs:
+        pos = q / 100.0 * (n - 1)
+        k = int(math.floor(pos))
+        t = pos - k
+        a = float(np.searchsorted(cum, k, side="right"))
+        b = float(np.searchsorted(cum, min(k + 1, n - 1), side="right"))
+        out.append(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t)
+    return out
 
 
 def light_text(img: np.ndarray) -> bool:

@@ -5,9 +5,13 @@
         store(result.image)            # only the redacted copy is stored
     log_event(page=n, **result.event())  # counts only, never a number
 
-The proof reads the redacted raster again, harder than the analysis did (both text axes, the covered
-regions once more at a larger scale, barcodes also upscaled and binarised). If any valid My Number can
-still be read, `proof_clean` is False and the page must not be stored or written.
+The proof reads the redacted raster again with the same line finder, filter and OCR, but harder than the
+analysis did (both text axes, shorter lines, shorter digit rows, the covered regions once more at a
+larger scale, barcodes on small pages also upscaled); what it would read exactly as before is not read
+twice (the readers are deterministic): a line image the boxes did not change keeps its words, and a raster
+the barcode reader already read keeps its reading. The analysers run in turn, each on the page as covered
+by the ones before it, so on a page with no code to cover the barcode reader's raster IS the redacted page.
+If any valid My Number can still be read, `proof_clean` is False and the page must not be stored or written.
 """
 from __future__ import annotations
 
@@ -108,31 +112,52 @@ def redact_pages(images: Sequence[Image.Image], *, dpis: Sequence[float | None] 
                  analyzers: Sequence[Analyzer] | None = None, redactor: ImageRedactor | None = None,
                  proof_analyzers: Sequence[Analyzer] | None = None,
                  encode: Callable[[Image.Image], bytes] | None = None) -> list[RedactionResult]:
-    """`redact_page` for several pages at once: same results, but the OCR of all pages shares tesseract
-    processes (one per step and kind instead of one per page), which matters at a few pages per second."""
+    """`redact_page` for several pages at once: same results, but the OCR of all pages goes to tesseract in
+    shared batches (one per step and kind instead of one per page).
+
+    The analysers run in turn, each reading the page with what the ones before it found already covered
+    (the barcode reader sees the page with its printed numbers blacked out). So when the last analyser finds
+    nothing, the page it read is the redacted page, and the proof's reading of that raster with the same
+    reader is the one already made (the analysers remember their readings by raster; nothing is assumed)."""
     dpis = list(dpis) if dpis is not None else [None] * len(images)
-    analyzers = analyzers if analyzers is not None else an.default_analyzers()
+    analyzers = list(analyzers) if analyzers is not None else an.default_analyzers()
     proof_analyzers = proof_analyzers if proof_analyzers is not None else an.default_analyzers(thorough=True)
     redactor = redactor or ImageRedactor()
     pages = [PageImage.from_pil(img, dpi, {}) for img, dpi in zip(images, dpis)]
-    all_findings = an.run_many([an.analyze_steps(p, analyzers) for p in pages])
-    drawn, proof_pages, payloads = [], [], []
-    for image, page, findings in zip(images, pages, all_findings):
-        redacted, boxes = redactor.redact(image, findings)
+    all_findings: list[list[Finding]] = [[] for _ in pages]
+    reading = list(pages)                       # the page as the next analyser reads it
+    drawn: list = [(None, [], 0)] * len(pages)  # (covered image, boxes, findings drawn)
+    for k, analyzer in enumerate(analyzers):
+        found = an.run_many([an.analyze_steps(p, [analyzer]) for p in reading])
+        for i, f in enumerate(found):
+            all_findings[i] += f
+            if f and k + 1 < len(analyzers):
+                drawn[i] = (*redactor.redact(images[i], all_findings[i]), len(all_findings[i]))
+                reading[i] = PageImage.from_pil(drawn[i][0], pages[i].dpi, pages[i].memo)
+    results_drawn, proof_pages, payloads = [], [], []
+    for i, (image, page, findings) in enumerate(zip(images, pages, all_findings)):
+        redacted, boxes, n_drawn = drawn[i]
+        if redacted is None or n_drawn != len(findings):
+            redacted, boxes = redactor.redact(image, findings)
+            gray = None
+        else:
+            gray = reading[i].gray               # the raster the last analyser read: no second conversion
         payload = None
         if encode is not None:
             payload = encode(redacted)
             redacted = Image.open(io.BytesIO(payload))
             redacted.load()
-        proof_page = PageImage.from_pil(redacted, page.dpi, page.memo)
+            gray = None
+        proof_page = PageImage(gray, page.dpi, memo=page.memo) if gray is not None else \
+            PageImage.from_pil(redacted, page.dpi, page.memo)
         proof_page.focus = tuple(b.bbox() for b in boxes)
-        drawn.append((redacted, boxes))
+        results_drawn.append((redacted, boxes))
         proof_pages.append(proof_page)
         payloads.append(payload)
     proofs = an.run_many([an.analyze_steps(p, proof_analyzers) for p in proof_pages])
     results = []
-    for (redacted, boxes), findings, found, proof_page, payload in zip(drawn, all_findings, proofs, proof_pages,
-                                                                       payloads):
+    for (redacted, boxes), findings, found, proof_page, payload in zip(results_drawn, all_findings, proofs,
+                                                                       proof_pages, payloads):
         proof = _proof_of(found, proof_page.unreadable)
         numbers, barcodes = count(findings)
         log.info("page %dx%d: %d number(s) and %d barcode(s) covered with %d box(es); proof %s",

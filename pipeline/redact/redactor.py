@@ -42,10 +42,10 @@ def fresh(image: Image.Image) -> Image.Image:
     mode = raster_mode(image)
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         arr = np.asarray(image, dtype=np.float64)
-        img = Image.fromarray((arr / max(arr.max(), 1) * 255).astype(np.uint8), "L")
-    else:
-        img = image.convert(mode)
-    return Image.fromarray(np.array(img), mode)
+        return Image.fromarray((arr / max(arr.max(), 1) * 255).astype(np.uint8), "L")
+    img = image.convert(mode)       # always a new image; of the original it only copies `info` ...
+    img.info = {}                   # ... (EXIF, ICC profile, text chunks, DPI), which goes
+    return img
 
 
 class ImageRedactor:
