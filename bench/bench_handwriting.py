@@ -11,10 +11,8 @@ be accepted. Usage:
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,23 +23,6 @@ import numpy as np
 
 FIELDS = ("self", "dependent1", "dependent2", "dependent3")
 _CTX = None
-
-
-def _make_kits(folder: Path, pages: int) -> list[dict]:
-    lines = ["person_id,name,name_kana,postal_code,address,site,kind,dependents"]
-    for i in range(pages):
-        lines.append(f"E{i:06d},山田 太郎{i},,100-0001,東京都千代田区1-1,本社,employee,花子;一郎;次郎")
-    (folder / "roster.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    env = {**os.environ, "MYNUMBER_HOME": str(folder / "home")}
-    env.pop("MYNUMBER_DB_URL", None)
-    run = lambda *a: subprocess.run([sys.executable, "-m", "pipeline.cli", *a], env=env, check=True,
-                                    capture_output=True)
-    run("--as", "admin", "init")
-    run("--as", "admin", "users", "add", "hr", "--role", "handler")
-    run("--as", "hr", "kits", "print", str(folder / "roster.csv"), "--out", str(folder / "kits.pdf"),
-        "--manifest", str(folder / "manifest.csv"))
-    rows = list(csv.DictReader((folder / "manifest.csv").open(encoding="utf-8")))
-    return [(i, r) for i, r in enumerate(rows) if r["document"] == "provision_form"]
 
 
 def _init(home: str) -> None:
@@ -126,8 +107,8 @@ def main() -> None:
         sys.exit("the MNIST test digits (../shared/data/digits/mnist) are needed for this benchmark")
     folder = Path(tempfile.mkdtemp(prefix="mynumber-bench-hw-"))
     try:
-        pages = _make_kits(folder, args.pages)
-        tasks = [(str(folder / "kits.pdf"), i, args.seed * 100_000 + i) for i, _ in pages]
+        pages = scansim.print_provision_forms(folder, args.pages)
+        tasks = [(str(folder / "kits.pdf"), i, args.seed * 100_000 + i) for i in pages]
         t0 = time.perf_counter()
         with ProcessPoolExecutor(2, initializer=_init, initargs=(str(folder / "home"),)) as pool:
             results = list(pool.map(_one_page, tasks, chunksize=2))

@@ -716,3 +716,32 @@ def miswritten(number: str, rng=None) -> str:
         if not _number.is_valid_digits(out):
             return out
     raise RuntimeError("no single-digit change breaks the check digit")  # not reachable for 12 digits
+
+
+# ----------------------------------------------------------------------------------------------- printed kits
+
+def print_provision_forms(folder: Path, people: int) -> list[int]:
+    """Init a data home in `folder`, print kits for `people` (three dependents each) and return the page
+    indices of their provision forms in folder/kits.pdf."""
+    import csv
+    import subprocess
+    import sys
+
+    lines = ["person_id,name,name_kana,postal_code,address,site,kind,dependents"]
+    for i in range(people):
+        lines.append(f"E{i:06d},山田 太郎{i},,100-0001,東京都千代田区1-1,本社,employee,花子;一郎;次郎")
+    (folder / "roster.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    env = {**os.environ, "MYNUMBER_HOME": str(folder / "home")}
+    env.pop("MYNUMBER_DB_URL", None)
+
+    repo = Path(__file__).resolve().parent.parent
+
+    def run(*a):
+        subprocess.run([sys.executable, "-m", "pipeline.cli", *a], env=env, check=True, capture_output=True, cwd=repo)
+
+    run("--as", "admin", "init")
+    run("--as", "admin", "users", "add", "hr", "--role", "handler")
+    run("--as", "hr", "kits", "print", str(folder / "roster.csv"), "--out", str(folder / "kits.pdf"),
+        "--manifest", str(folder / "manifest.csv"))
+    rows = list(csv.DictReader((folder / "manifest.csv").open(encoding="utf-8")))
+    return [i for i, r in enumerate(rows) if r["document"] == "provision_form"]

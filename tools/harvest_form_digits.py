@@ -125,30 +125,6 @@ def _one_page(task):
     return np.stack(xs), np.array(ys, np.uint8), np.array(fid, np.int32), empty
 
 
-def print_forms(folder: Path, people: int) -> list[int]:
-    """Init a data home in `folder`, print kits for `people` (three dependents each) and return the page
-    indices of their provision forms in folder/kits.pdf."""
-    import csv
-    import subprocess
-
-    lines = ["person_id,name,name_kana,postal_code,address,site,kind,dependents"]
-    for i in range(people):
-        lines.append(f"E{i:06d},山田 太郎{i},,100-0001,東京都千代田区1-1,本社,employee,花子;一郎;次郎")
-    (folder / "roster.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    env = {**os.environ, "MYNUMBER_HOME": str(folder / "home")}
-    env.pop("MYNUMBER_DB_URL", None)
-
-    def run(*a):
-        subprocess.run([sys.executable, "-m", "pipeline.cli", *a], env=env, check=True, capture_output=True, cwd=REPO)
-
-    run("--as", "admin", "init")
-    run("--as", "admin", "users", "add", "hr", "--role", "handler")
-    run("--as", "hr", "kits", "print", str(folder / "roster.csv"), "--out", str(folder / "kits.pdf"),
-        "--manifest", str(folder / "manifest.csv"))
-    rows = list(csv.DictReader((folder / "manifest.csv").open(encoding="utf-8")))
-    return [i for i, r in enumerate(rows) if r["document"] == "provision_form"]
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--source", choices=("train", "val", "calib", "bench"), required=True)
@@ -163,7 +139,9 @@ def main(argv=None) -> int:
     t0 = time.time()
     folder = Path(tempfile.mkdtemp(prefix="mynumber-harvest-"))
     try:
-        pages = print_forms(folder, args.forms)
+        from tests import scansim
+
+        pages = scansim.print_provision_forms(folder, args.forms)
         tasks = [(str(folder / "kits.pdf"), pages[k % len(pages)], args.seed * 1_000_003 + k)
                  for k in range(args.pages)]
         with ProcessPoolExecutor(args.workers, initializer=_init,
