@@ -122,35 +122,25 @@ def read_fields(fields, pool: dict, rng: np.random.Generator) -> dict:
     return out
 
 
-def _columns(res: dict) -> dict:
-    """The reading attributes the accept rule looks at, as arrays (cached in res)."""
-    if "_cols" not in res:
-        rs = res["reading"]
-        get = lambda f, empty=0.0: np.array([empty if r is None else f(r) for r in rs], dtype=float)
-        res["_cols"] = {"L": get(lambda r: r.best_likelihood), "Z": get(lambda r: r.valid_mass),
-                        "corrected": get(lambda r: r.corrected).astype(bool),
-                        "positions": get(lambda r: r.corrected_positions),
-                        "conf": get(lambda r: r.corrected_confidence), "none": get(lambda r: 0.0, 1.0).astype(bool)}
-    return res["_cols"]
+def _written(res: dict, prior: float) -> np.ndarray:
+    """fusion's written_probability of every field at one miswriting prior (0 for empty boxes), cached."""
+    key = ("_written", prior)
+    if key not in res:
+        res[key] = np.array([0.0 if r is None else r.written_probability(prior) for r in res["reading"]])
+    return res[key]
+
+
+def _corrections_ok(res: dict, rule: fusion.AcceptRule) -> np.ndarray:
+    key = ("_corrections_ok", rule.accept_corrections, rule.correction_max_confidence)
+    if key not in res:
+        res[key] = np.array([r is not None and fusion.correction_allowed(r, rule) for r in res["reading"]])
+    return res[key]
 
 
 def accepted_mask(res: dict, rule: fusion.AcceptRule) -> np.ndarray:
-    """fusion.decide(...) == "accept" for every field (empty boxes -> never accepted), vectorised; checked
-    against fusion.decide itself on a sample each time."""
-    c = _columns(res)
-    rho = rule.miswrite_prior / (9.0 * (1.0 - rule.miswrite_prior))
-    den = c["Z"] + rho * np.clip(1.0 - c["Z"], 0.0, None)
-    written = np.minimum(1.0, np.divide(c["L"], den, out=np.zeros_like(den), where=den > 0))
-    allowed = ~c["corrected"] | (rule.accept_corrections & (c["positions"] == 1)
-                                 & (c["conf"] < rule.correction_max_confidence))
-    acc = ~c["none"] & allowed & (written >= rule.threshold)
-    # near the threshold the float rounding of the two computations may differ: compare away from it only
-    sample = np.random.default_rng(0).choice(len(acc), size=min(200, len(acc)), replace=False)
-    for i in sample:
-        r = res["reading"][i]
-        if r is not None and abs(written[i] - rule.threshold) > 1e-9:
-            assert acc[i] == (fusion.decide(r, rule=rule) == "accept"), "the replica disagrees with fusion.decide"
-    return acc
+    """fusion.is_accepted for every field (empty boxes -> never accepted): its two parts are computed once per
+    prior and once per correction setting, so the sweep over thresholds costs a comparison each."""
+    return _corrections_ok(res, rule) & (_written(res, rule.miswrite_prior) >= rule.threshold)
 
 
 def clopper_pearson_upper(k: int, n: int, conf: float = 0.95) -> float:

@@ -485,7 +485,6 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(SEED)
-    rng = np.random.default_rng(SEED)
     t0 = time.time()
 
     def log(msg):  # wall-clock and CPU seconds (the machine may be shared)

@@ -195,28 +195,22 @@ def default_rule() -> AcceptRule:
     return _default_rule
 
 
-def default_threshold() -> float:
-    return default_rule().threshold
+def correction_allowed(reading: FieldReading, rule: AcceptRule) -> bool:
+    """Whether the rule lets s* stand where it differs from the raw reading (always, where it does not)."""
+    return not reading.corrected or (rule.accept_corrections and reading.corrected_positions == 1
+                                     and reading.corrected_confidence < rule.correction_max_confidence)
 
 
 def is_accepted(reading: FieldReading, rule: AcceptRule) -> bool:
-    if reading.corrected:
-        allowed = (rule.accept_corrections and reading.corrected_positions == 1
-                   and reading.corrected_confidence < rule.correction_max_confidence)
-        if not allowed:
-            return False
-    return reading.written_probability(rule.miswrite_prior) >= rule.threshold
+    return correction_allowed(reading, rule) and reading.written_probability(rule.miswrite_prior) >= rule.threshold
 
 
-def decide(reading: FieldReading, threshold: float | None = None, *, rule: AcceptRule | None = None,
+def decide(reading: FieldReading, rule: AcceptRule | None = None, *,
            miswritten_probability: float = MISWRITTEN_PROBABILITY,
            miswritten_digit_confidence: float = MISWRITTEN_DIGIT_CONFIDENCE) -> str:
-    """"accept" | "review" | "miswritten" for one field reading; see the module docstring for the rule.
-    ``threshold`` overrides the rule's threshold (the rest of the rule comes from the model file)."""
+    """"accept" | "review" | "miswritten" for one field reading; see the module docstring for the rule
+    (default: the one stored in the shipped model file)."""
     rule = rule or default_rule()
-    if threshold is not None:
-        rule = AcceptRule(float(threshold), rule.miswrite_prior, rule.accept_corrections,
-                          rule.correction_max_confidence)
     if is_accepted(reading, rule):
         return "accept"
     if (not reading.raw_valid and reading.raw_probability >= miswritten_probability
@@ -232,7 +226,7 @@ class FieldResult:
     empty_boxes: int
 
 
-def read_field(crops, classifier=None, threshold: float | None = None) -> FieldResult:
+def read_field(crops, classifier=None, rule: AcceptRule | None = None) -> FieldResult:
     """Read the twelve box crops of one number field and decide. All boxes empty -> "blank"; some empty ->
     "review" (a digit is missing: nothing to fuse)."""
     from pipeline.scan.digits import classify_boxes
@@ -247,4 +241,4 @@ def read_field(crops, classifier=None, threshold: float | None = None) -> FieldR
     if n_empty:
         return FieldResult("review", None, n_empty)
     reading = best_valid(probs)
-    return FieldResult(decide(reading, threshold), reading, 0)
+    return FieldResult(decide(reading, rule), reading, 0)
