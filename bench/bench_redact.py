@@ -1,16 +1,20 @@
 """Benchmark: My Number redaction on synthetic ID copies, against a full-page-OCR-plus-regex baseline.
 
-    .venv/bin/python bench/bench_redact.py [--pages 40] [--workers 2]
+    .venv/bin/python bench/bench_redact.py [--pages 40] [--workers 2] [--harsh]
 
 Pages come from tests/idcards.py (`benchmark_set`): number card backs with QR codes, notification cards,
 residence certificates and A4 sheets with several cards; all groupings, rotations 0/90/180/270, skew up to
 3 degrees, dark cards and dark scanner lids, low contrast, noise, JPEG. Ground truth boxes come with them.
+`--harsh`: `harsh_set` instead (every page low-contrast, noisy, JPEG 40-60, often blurred); there not every
+number can be read by machine, and what counts is that none is left visible on a page the proof passed.
 
 Measured:
 - recall: printed numbers whose every digit is covered (>= 98 % of each digit's ink box), and QR codes;
 - still readable after redaction: each redacted page is turned upright (the truth rotation is known here)
   and read by an independent reader - full-page tesseract (jpn) plus zxing - and every truth number found
   in the text or a barcode counts; also pages whose own proof failed (target: 0 and 0);
+- left visible on a page the proof passed: truth numbers not fully covered on pages written as clean (the
+  silent failure the proof exists to prevent; target 0). A page the proof refuses goes to a person;
 - share of other text covered: area of all non-number text (labels, names, dates, phones, postal codes,
   corporate numbers...) under a box (target <= 2 %);
 - pages per minute with `--workers` processes (2 = the 2 cores of this machine), wall clock, and the same
@@ -217,14 +221,16 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pages", type=int, default=40)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=None, help="first page seed (default 1000; --harsh: 2000)")
     ap.add_argument("--chunk", type=int, default=4, help="pages per redact_pages call (shared OCR processes)")
     ap.add_argument("--baseline-pages", type=int, default=None, help="baselines on the first N pages only")
+    ap.add_argument("--harsh", action="store_true", help="the harsh set (tests/idcards.harsh_set)")
     args = ap.parse_args(argv)
     import cv2
     cv2.setNumThreads(1)   # before the workers fork: one worker per core, OpenCV's own threads would only fight
 
-    samples = idcards.benchmark_set(args.pages, seed=args.seed)
+    samples = (idcards.harsh_set(args.pages, seed=args.seed or 2000) if args.harsh
+               else idcards.benchmark_set(args.pages, seed=args.seed or 1000))
     _PAGES[:] = [(s.image, s.dpi) for s in samples]
     jobs = list(range(len(samples)))
     load0 = os.getloadavg()[0]
@@ -233,8 +239,12 @@ def main(argv=None) -> int:
     chunked, wall = pool_map(ours, chunks, args.workers)
     results = [r for c in chunked for r in c]
     score = idcards.Score()
-    for s, (boxes, *_rest) in zip(samples, results):
-        score += idcards.score(s, boxes)
+    silent = 0
+    for s, (boxes, _n, _b, clean, *_rest) in zip(samples, results):
+        page = idcards.score(s, boxes)
+        score += page
+        if clean:
+            silent += page.numbers - page.numbers_covered
     failed_proof = sum(1 for r in results if not r[3])
     cpu = sum(r[5] for r in results)
 
@@ -273,7 +283,8 @@ def main(argv=None) -> int:
         ("QR codes with a number covered", pct(score.barcodes_covered, score.barcodes),
          pct(bscore.barcodes_covered, bscore.barcodes), pct(fscore.barcodes_covered, fscore.barcodes), "100 %"),
         ("numbers still readable after redaction", f"{readable}", "-", "-", "0"),
-        ("pages refused by the proof (not written)", f"{failed_proof}", "-", "-", "0"),
+        ("left visible on a page the proof passed", f"{silent}", "-", "-", "0"),
+        ("pages refused by the proof (not written)", f"{failed_proof}", "-", "-", "harsh: any" if args.harsh else "0"),
         ("non-number text covered", f"{100 * score.other_share:.2f} %", f"{100 * bscore.other_share:.2f} %",
          f"{100 * fscore.other_share:.2f} %", "<= 2 %"),
         (f"pages/min, {args.workers} workers, wall clock", f"{ppm:.0f}", f"{bppm:.0f}", f"{fppm:.0f}", ">= 120"),
@@ -289,7 +300,8 @@ def main(argv=None) -> int:
         print(" | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
         if k == 0:
             print("-|-".join("-" * w for w in widths))
-    ok = (score.numbers_covered == score.numbers and readable == 0 and score.other_share <= 0.02)
+    ok = ((args.harsh or score.numbers_covered == score.numbers) and silent == 0 and readable == 0
+          and score.other_share <= 0.02)
     return 0 if ok else 1
 
 

@@ -484,6 +484,21 @@ def benchmark_set(n: int = 40, seed: int = 1000) -> list[Sample]:
     return out
 
 
+def harsh_set(n: int = 60, seed: int = 1300) -> list[Sample]:
+    """Copies worse than any in `benchmark_set`: every page low-contrast (0.35-0.6), noisy (std 8-16), JPEG
+    40-60, often blurred, at any rotation. Not every number on them can be read by machine; the point is
+    that a number is either covered or its page refused by the proof, never stored visible."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        out.append(make_sample(
+            KINDS[i % len(KINDS)], seed + i, grouping=GROUPINGS[(i // len(KINDS)) % len(GROUPINGS)],
+            rotation=rng.choice([0, 90, 180, 270]), skew=rng.choice([0.0, -3.0, 3.0, 1.5]),
+            background=rng.choice(["light", "dark", "dark_surround"]), contrast=rng.choice([0.35, 0.45, 0.6]),
+            noise=rng.choice([8.0, 12.0, 16.0]), blur=rng.choice([0.0, 0.8, 1.2]), jpeg=rng.choice([40, 60])))
+    return out
+
+
 # ---------------------------------------------------------------------------------------- scoring
 
 def _mask_of(size: tuple[int, int], quads) -> np.ndarray:

@@ -20,6 +20,7 @@ from pipeline import cli
 from pipeline.errors import ExternalProgramError
 from pipeline.redact import analyzer as an
 from pipeline.redact import redact_page, tesseract
+from pipeline.redact.engine import RedactionFailed
 from pipeline.redact.redactor import ImageRedactor, fresh
 
 try:
@@ -95,6 +96,45 @@ def test_a4_sheet_with_several_cards_upside_down():
     sample, result = redacted("sheet", 6, rotation=180, grouping="space", noise=6.0)
     assert_clean(sample, result)
     assert result.numbers_covered == 2 and result.barcodes_covered == 1
+
+
+def test_blurred_low_contrast_full_width_numbers_are_read():
+    # noise specks between the digits broke these into pieces before the line images were cleaned
+    sample, result = redacted("residence", 514, grouping="fullwidth", contrast=0.6, noise=8.0, blur=1.2, jpeg=60)
+    assert_clean(sample, result)
+
+
+def test_a_faint_light_on_dark_number_is_found():
+    # its glyph edges are under the page's edge threshold: found by the second, low-contrast line search
+    sample, result = redacted("card_back", 520, grouping="hyphen", rotation=180, background="dark",
+                              contrast=0.35, noise=8.0, blur=1.2, jpeg=40)
+    assert_clean(sample, result)
+
+
+HARSH = [dict(kind="sheet", seed=747, grouping="fullwidth", rotation=90, background="light", contrast=0.35,
+              noise=16.0, jpeg=60),
+         dict(kind="residence", seed=2030, grouping="fullwidth", rotation=180, background="dark", contrast=0.35,
+              noise=16.0, blur=1.2, jpeg=40),
+         dict(kind="notification", seed=2013, grouping="fullwidth", rotation=90, skew=3.0, background="dark",
+              contrast=0.35, noise=16.0, blur=1.2, jpeg=60)]
+
+
+@pytest.mark.parametrize("params", HARSH, ids=[f"{h['kind']}-{h['seed']}" for h in HARSH])
+def test_a_harsh_copy_is_covered_or_refused_never_stored_visible(params):
+    """Not every number on these can be read by machine. A page is written only when every number on it
+    is covered; otherwise the proof refuses it (a row of digits it cannot read clearly) and says why."""
+    params = dict(params)
+    sample, result = redacted(params.pop("kind"), params.pop("seed"), **params)
+    score = idcards.score(sample, result.boxes)
+    if result.proof_clean:
+        assert score.numbers_covered == score.numbers
+        return
+    assert result.proof.unproven_rows or result.proof.numbers_readable
+    with pytest.raises(RedactionFailed) as err:
+        result.require_clean()
+    assert err.value.exit_code == 65
+    for n in sample.numbers:
+        assert n.digits not in str(err.value)
 
 
 def test_labelled_number_with_a_failed_check_digit_is_covered():

@@ -314,3 +314,79 @@ def test_scaled_tsv_boxes():
     tsv = b"level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext\n" \
           b"5\t1\t1\t1\t1\t1\t9\t18\t90\t27\t96\t1234\n"
     assert scale_tsv(tsv, 1 / 0.9).splitlines()[1] == b"5\t1\t1\t1\t1\t1\t10\t20\t100\t30\t96\t1234"
+
+
+# ------------------------------------------------------------- harsh copies: specks, faint lines, the proof
+
+def test_noise_marks_inside_a_digit_word_are_dropped_not_separators():
+    assert [s.valid for s in spans_of("1234", "5678°9018")] == [True]
+    assert [s.valid for s in spans_of("1234", "5678_9018")] == [True]
+    assert digits.clean_word("2026.11.29") == "2026.11.29"       # real separators stay
+    assert spans_of("2097年11月12日") == []
+
+
+def test_despeckle_removes_dots_and_cut_rules_keeps_digits_and_hyphens():
+    import cv2
+    from pipeline.redact.candidates import _despeckle
+    img = np.full((48, 300), 255, np.uint8)
+    cv2.putText(img, "1234-5678", (10, 36), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 0, 2)
+    clean = img.copy()
+    img[5:7, 60:62] = 0                       # noise dots
+    img[40:42, 150:153] = 0
+    img[2:46, 0:3] = 0                        # a table rule cut by the crop's end
+    out = _despeckle(img, 28.0)
+    assert (out == clean).all()
+
+
+def test_a_faint_page_is_searched_again_at_a_lower_edge_threshold():
+    from pipeline.redact import candidates
+    import cv2
+    page = np.full((400, 1400), 110, np.uint8)
+    cv2.putText(page, "1234 5678 9018", (60, 200), cv2.FONT_HERSHEY_SIMPLEX, 1.4, 150, 3)
+    page = cv2.GaussianBlur(page, (0, 0), 1.2)     # light grey text on grey: edges under the usual floor
+    page = np.clip(page + np.random.default_rng(1).normal(0, 3, page.shape), 0, 255).astype(np.uint8)
+    assert candidates._search(page, 1.0, 7.0, 2.4, candidates.EDGE_FLOOR).lines == []
+    search = candidates.find_lines(page, min_aspect=7.0)
+    assert search.threshold == candidates.EDGE_FLOOR   # what a redacted copy is searched with again
+    assert any(ln.axis == "h" and ln.length > 250 for ln in search.lines)
+
+
+def _reading(texts_and_confs, line="L"):
+    from pipeline.redact.analyzer import _Reading
+    from types import SimpleNamespace
+    ws, x = [], 0
+    for text, conf in texts_and_confs:
+        ws.append(W(text, x, conf=conf))
+        x += ws[-1].width + 12
+    return _Reading(SimpleNamespace(line=line), ws)
+
+
+@pytest.mark.parametrize("reading, clear", [
+    ([("1234", 93), ("5678", 90), ("9018", 91)], True),       # a number, read (the proof counts it as readable)
+    ([("1234567890123", 94)], True),                          # a corporate number, read surely
+    ([("TEL", 90), ("03-1234-5678", 44)], True),              # a phone number read poorly: 10 digits
+    ([("PASSPORT", 80), ("TK1234567", 73)], True),            # letters and a few digits: text
+    ([("1234", 93), ("5678", 40), ("9019", 91)], False),      # 12 digits, check fails, one word unsure
+    ([("1234", 95), ("5678", 96), ("9019", 95)], True),       # ... read surely: another 12-digit code
+    ([("§23", 83), ("4567", 94), ("8901", 96)], False),       # a digit read as a mark
+    ([("1234", 93), ("5678", 45), ("901", 91), ("8", 30)], False),   # a number's worth read without confidence
+])
+def test_the_proof_accounts_for_every_row_of_digits(reading, clear):
+    from pipeline.redact.analyzer import unaccounted_rows
+    r = _reading(reading)
+    assert unaccounted_rows([("L", 12)], [r]) == (0 if clear else 1)
+    assert unaccounted_rows([("L", 9)], [r]) == 0             # short rows are not checked
+
+
+def test_a_row_read_both_ways_must_be_clear_both_ways():
+    from pipeline.redact.analyzer import unaccounted_rows
+    garbled = _reading([("1234", 93), ("5678", 40), ("901", 91), ("8", 30)])
+    upside_down = _reading([("vess", 0), ("8l6", 40)])         # the wrong way: few digits
+    assert unaccounted_rows([("L", 12)], [upside_down, garbled]) == 1
+
+
+def test_letters_between_groups_of_digits_leave_a_row_unaccounted():
+    from pipeline.redact.analyzer import unaccounted_rows
+    assert unaccounted_rows([("L", 11)], [_reading([("mas", 33), ("123", 94), ("a5", 53), ("456", 92),
+                                                     ("789", 73)])]) == 1
+    assert unaccounted_rows([("L", 12)], [_reading([("PASSPORT", 90), ("No", 90), ("TK1234567", 90)])]) == 0

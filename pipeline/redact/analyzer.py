@@ -54,6 +54,7 @@ class PageImage:
     focus: tuple[tuple[float, float, float, float], ...] = ()
     memo: dict = field(default_factory=dict, repr=False)
     unreadable: int = 0       # line images tesseract could not read (it crashed on them)
+    unproven: int = 0         # rows of digits the reading could not account for (see OcrNumberAnalyzer)
 
     @classmethod
     def from_pil(cls, image: Image.Image, dpi: float | None = None, memo: dict | None = None) -> "PageImage":
@@ -231,7 +232,8 @@ class _Cuts:
     def image(self, line: candidates.Line, reverse: bool, height: float) -> np.ndarray:
         key = (line, reverse, height)
         if key not in self._images:
-            self._images[key] = candidates.cut(self.page.gray, self.crop(line, reverse, height), block=self.block)
+            self._images[key] = candidates.cut(self.page.gray, self.crop(line, reverse, height), block=self.block,
+                                               despeckle=True)
         return self._images[key]
 
 
@@ -244,7 +246,7 @@ class OcrNumberAnalyzer:
                  min_aspect: float = 7.0, both_axes: bool = False, secondary_axis_ratio: float = 0.5,
                  high_conf: float = 55.0, low_conf: float = 0.0, margin_mm: float = 1.0,
                  margin_height: float = 0.3, max_side: int = 1600, probe_orientation: bool = True,
-                 min_digits: int = 9):
+                 min_digits: int = 9, account_rows: bool = False):
         self.target_height = target_height
         self.focus_height = focus_height
         self.min_aspect = min_aspect
@@ -258,6 +260,8 @@ class OcrNumberAnalyzer:
         self.probe_orientation = probe_orientation
         # 12 digits, with room for three lost to noise or to broken or touching glyphs
         self.min_digits = min_digits
+        # the proof's rule: a row of 12 digit-like glyphs must be read, not just "not read as a number"
+        self.account_rows = account_rows
 
     # -- steps, separately testable
 
@@ -346,6 +350,8 @@ class OcrNumberAnalyzer:
         if not rows:
             return []
         readings = yield from self.read_steps(page, cuts, lines, rows)
+        if self.account_rows:
+            page.unproven += unaccounted_rows(rows, readings)
         # a number read confidently with a valid check digit is sure; anything else 12 digits long gets a
         # second look
         sure: list[tuple[_Reading, digits.Span, str]] = []
@@ -403,6 +409,60 @@ class OcrNumberAnalyzer:
             elif labelled and n_digits >= 9 and n_cjk <= 1:
                 out.append((reading, span, "label"))
         return out
+
+
+def _reads_clearly(words) -> bool:
+    """Whether a line's reading leaves no doubt about its digits. Clear: few digits at all (it is text; a word
+    of letters with a digit in it is text), or every word that is mostly digits read with confidence and
+    made of digits and ordinary separators only. Not clear: 12 digits whose check digit fails read without
+    confidence (one digit misread?), a number's worth of digits read without confidence, fewer than 12 digits
+    with a word of letters between them ('123 a5 678': digits read as letters), or marks inside the digits
+    of a long row ('§234:5678': a glyph read as a sign is a digit the reading lost)."""
+    with_digits, others = [], []
+    for k, w in enumerate(sorted(words, key=lambda w: w.left)):
+        text = digits.clean_word(w.text)
+        alnum = sum(c.isalnum() for c in text)
+        n = sum(c.isascii() and c.isdigit() for c in text)
+        if n and n >= 0.6 * alnum:
+            with_digits.append((w, text, n, k))
+        elif alnum:
+            others.append(k)
+    total = sum(n for _, _, n, _ in with_digits)
+    if total < UNPROVEN_MIN_DIGITS:
+        return True
+    first, last = with_digits[0][3], with_digits[-1][3]
+    if total < 12 and any(first < k < last for k in others):
+        return False    # a word of letters between groups of digits: digits read as letters
+    if any(not s.valid and s.conf < UNPROVEN_SPAN_CONF for s in digits.spans(digits.tokens_from_words(words))):
+        return False
+    if total >= 12 and any(float(w.conf) < UNPROVEN_MIN_CONF for w, _, _, _ in with_digits):
+        return False    # a number's worth of digits, read without confidence (an 11-digit phone number may be)
+    return not (total >= 10 and any(c in _MARKS for _, text, _, _ in with_digits for c in text))
+
+
+_MARKS = set("§:;¢£¥$%&@#?¿!|+=<>()[]{}")   # what tesseract makes of a digit under noise; letters are text
+
+
+def unaccounted_rows(rows, readings) -> int:
+    """Rows of at least 10 digit-like glyphs (glyphs.py) whose line is not read clearly every way it was read.
+
+    On a noisy, blurred, low-contrast copy tesseract may garble a number into something that is not a valid
+    number; the proof would then call a page clean on which a person can still read the number. Such a row
+    leaves the page unproven: it is not written, and goes to a person. A row read clearly as something else
+    (a 13-digit corporate number, a date) is accounted for."""
+    by_line: dict = {}
+    for r in readings:
+        by_line.setdefault(r.crop.line, []).append(r.words)
+    # every reading must be clear: where the way up is not known the line is read both ways, and the wrong
+    # way's garble (few digits) must not vouch for a garbled right way
+    return sum(1 for ln, run in rows
+               if run >= UNPROVEN_MIN_RUN and not all(_reads_clearly(ws) for ws in by_line.get(ln, [])))
+
+
+UNPROVEN_MIN_RUN = 10         # rows this long are checked (a glyph or two of a number may merge or be cut off)
+UNPROVEN_MIN_DIGITS = 8       # a reading with fewer digits is text, not a garbled number
+UNPROVEN_MIN_CONF = 50.0      # tesseract word confidence of a clear reading
+UNPROVEN_SPAN_CONF = 92.0     # ... and of 12 digits whose check digit fails (not a number only if read surely)
 
 
 # ------------------------------------------------------------------------------------------ barcodes
@@ -514,7 +574,8 @@ DEFAULT_ANALYZERS = ("ocr", "barcode")
 
 def default_analyzers(thorough: bool = False) -> list[Analyzer]:
     if thorough:
-        return [OcrNumberAnalyzer(focus_height=44.0, secondary_axis_ratio=0.25, min_aspect=6.0, min_digits=8),
+        return [OcrNumberAnalyzer(focus_height=44.0, secondary_axis_ratio=0.25, min_aspect=6.0, min_digits=8,
+                                  account_rows=True),
                 BarcodeAnalyzer(thorough=True)]
     return [OcrNumberAnalyzer(), BarcodeAnalyzer()]
 

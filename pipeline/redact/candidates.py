@@ -67,7 +67,7 @@ def _binarise(gray: np.ndarray, threshold: float | None = None) -> tuple[np.ndar
     grad = cv2.morphologyEx(g, cv2.MORPH_GRADIENT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
     if threshold is None:
         thr, _ = cv2.threshold(grad, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-        threshold = max(float(thr), 24.0)
+        threshold = max(float(thr), EDGE_FLOOR)
     bw = (grad > threshold).astype(np.uint8) * 255
     # ruling lines (tables, card edges) would glue text to them: remove long straight runs
     h, w = bw.shape
@@ -210,14 +210,45 @@ def component_stats(bw: np.ndarray) -> np.ndarray:
     return stats[1:]
 
 
+EDGE_FLOOR = 24.0        # the edge threshold never goes below this on the first search (noise)
+LOW_CONTRAST_EDGE = 14.0  # ... and a page at that floor is searched again at this one
+
+
+def _same_line(a: Line, b: Line) -> bool:
+    """Whether two candidate lines are one text line found twice (same axis, place and extent)."""
+    if a.axis != b.axis:
+        return False
+    d = np.array(a.direction)
+    off = np.subtract(b.center, a.center)
+    across = abs(float(off @ np.array([-d[1], d[0]])))
+    along = float(off @ d)
+    lo, hi = max(-a.length / 2, along - b.length / 2), min(a.length / 2, along + b.length / 2)
+    return (across < 0.5 * max(a.text_height, b.text_height) and hi - lo > 0.85 * max(a.length, b.length)
+            and abs(a.length - b.length) < 0.04 * max(a.length, b.length))   # a longer line may hold more digits
+
+
 def find_lines(gray: np.ndarray, *, max_side: int = 1600, min_aspect: float = 4.0,
                gap_factor: float = 2.4, threshold: float | None = None) -> LineSearch:
     """Candidate lines along both axes of a grey page (uint8 2-D). `threshold`: the edge threshold (by
-    default Otsu's on this page)."""
+    default Otsu's on this page, at least EDGE_FLOOR).
+
+    A page whose threshold is at the floor is faint (low contrast, a light copy, light text on a dark card):
+    its weakest glyph edges fall under the floor, and a number's line breaks off or is not found at all. It
+    is searched again at LOW_CONTRAST_EDGE, and the lines only that search finds are added."""
     H, W = gray.shape
     scale = min(1.0, max_side / max(H, W))
     work = cv2.resize(gray, (round(W * scale), round(H * scale)), interpolation=cv2.INTER_AREA) \
         if scale < 1.0 else gray
+    search = _search(work, scale, min_aspect, gap_factor, threshold)
+    if search.threshold <= EDGE_FLOOR:
+        faint = _search(work, scale, min_aspect, gap_factor, LOW_CONTRAST_EDGE)
+        extra = [ln for ln in faint.lines if not any(_same_line(ln, old) for old in search.lines)]
+        search = LineSearch(search.lines + extra, search.axis_scores, scale, search.threshold)
+    return search
+
+
+def _search(work: np.ndarray, scale: float, min_aspect: float, gap_factor: float,
+            threshold: float | None) -> LineSearch:
     bw, threshold = _binarise(work, threshold)
     stats = component_stats(bw)
     hh, ww = work.shape
@@ -260,12 +291,14 @@ def crops_for(line: Line, *, target_height: float = 32.0, pad: float = 0.4, both
 
 
 def cut(gray: np.ndarray, crop: LineCrop, binarise: bool = True,
-        polarity_box: tuple[float, float, float, float] | None = None, block: int = 31) -> np.ndarray:
+        polarity_box: tuple[float, float, float, float] | None = None, block: int = 31,
+        despeckle: bool = False) -> np.ndarray:
     """The crop as dark text on a light ground: straightened, contrast stretched and (by default)
     binarised with a local threshold (noisy, JPEG'd copies read far better in clean black and white, and
     a local threshold turns large dark areas - a card edge, the scanner lid - into white).
 
-    Polarity (light text on a dark card) is judged on the middle of the crop, or on `polarity_box`."""
+    Polarity (light text on a dark card) is judged on the middle of the crop, or on `polarity_box`.
+    `despeckle` (binarised digit lines only): see :func:`despeckle`."""
     w, h = crop.size
     img = cv2.warpAffine(gray, crop.matrix, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                          borderMode=cv2.BORDER_REPLICATE)
@@ -282,7 +315,36 @@ def cut(gray: np.ndarray, crop: LineCrop, binarise: bool = True,
     if binarise:
         img = cv2.adaptiveThreshold(cv2.GaussianBlur(img, (3, 3), 0), 255, cv2.ADAPTIVE_THRESH_MEAN_C,
                                     cv2.THRESH_BINARY, max(3, block | 1), 15)
+        if despeckle:
+            img = _despeckle(img, crop.line.text_height / crop.scale()[1])
     return img
+
+
+def _despeckle(bw: np.ndarray, text_height: float) -> np.ndarray:
+    """Binarised line without noise specks and without the table rules cut by its ends.
+
+    On a noisy, blurred, low-contrast copy the local threshold leaves dots between the digits, and a
+    table's vertical rule next to a number is cut as a bar at the crop's end; tesseract reads them as
+    punctuation or a 1 and the number falls apart into pieces (measured: harsh copies whose numbers were
+    missed read as 12 digits once cleaned). Specks are far smaller than any digit, and a hyphen (a
+    grouping) is long enough to stay; a digit never touches the crop's ends (crops are padded)."""
+    ink = (bw < 128).astype(np.uint8)
+    n, labels, st, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    if n <= 1:
+        return bw
+    th = max(text_height, 4.0)
+    w_img = bw.shape[1]
+    x, w, h, area = st[:, cv2.CC_STAT_LEFT], st[:, cv2.CC_STAT_WIDTH], st[:, cv2.CC_STAT_HEIGHT], st[:, cv2.CC_STAT_AREA]
+    hyphen = (w >= 2.5 * h) & (w >= 0.2 * th)
+    speck = (area < 0.06 * th * th) & (np.maximum(w, h) < 0.36 * th) & ~hyphen
+    rule = ((x == 0) | (x + w >= w_img)) & (h >= 0.8 * th) & (w < 0.25 * th)
+    drop = speck | rule
+    drop[0] = False
+    if not drop.any():
+        return bw
+    out = bw.copy()
+    out[drop[labels]] = 255
+    return out
 
 
 def _percentiles_u8(img: np.ndarray, qs) -> list[float]:

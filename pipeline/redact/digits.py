@@ -55,16 +55,19 @@ class Span:
 _CONFUSABLE = str.maketrans({"O": "0", "o": "0", "D": "0", "Q": "0", "I": "1", "l": "1", "|": "1", "!": "1",
                              "i": "1", "S": "5", "s": "5", "B": "8", "Z": "2", "z": "2"})
 _DASHES = str.maketrans({c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\uff0d~"})
+_SPECKS = str.maketrans({c: None for c in "°'\"`´^*¨˚_"})
 _GROUP = re.compile(r"[0-9](?:[0-9]|-(?=[0-9]))*")
 
 
 def clean_word(text: str) -> str:
-    """NFKC, dashes unified, and confusable letters mapped to digits in a word that is mostly digits
-    (at most two changes: 'l234-5678-9O18' is a number, 'SOIL' is not)."""
+    """NFKC, dashes unified, and in a word that is mostly digits: specks read as marks dropped ('1234°5678':
+    a noise dot between two digits is not a separator) and confusable letters mapped to digits (at most two
+    changes: 'l234-5678-9O18' is a number, 'SOIL' is not). Real separators ('.', '/', ',') stay."""
     text = unicodedata.normalize("NFKC", text).translate(_DASHES)
     alnum = [c for c in text if c.isalnum()]
     digits = sum(c.isascii() and c.isdigit() for c in text)
     if alnum and digits >= 0.6 * len(alnum):
+        text = text.translate(_SPECKS)
         mapped = text.translate(_CONFUSABLE)
         if sum(a != b for a, b in zip(text, mapped)) <= 2:
             text = mapped

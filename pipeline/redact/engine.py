@@ -41,10 +41,12 @@ class Proof:
     barcodes_readable: int    # barcodes whose payload still gives a number
     boxes: tuple[Box, ...] = ()   # where (for a person to look at); never what
     unreadable_lines: int = 0     # line images tesseract crashed on (could not be read either way)
+    unproven_rows: int = 0        # rows of 12 digit-like glyphs the proof could not read clearly
 
     def to_json(self) -> dict:
         return {"clean": self.clean, "numbers_readable": self.numbers_readable,
                 "barcodes_readable": self.barcodes_readable, "unreadable_lines": self.unreadable_lines,
+                "unproven_rows": self.unproven_rows,
                 "where": [b.to_json()["bbox"] for b in self.boxes]}
 
 
@@ -80,9 +82,13 @@ class RedactionResult:
     def require_clean(self) -> Image.Image:
         """The redacted image, or RedactionFailed when the proof could still read a number."""
         if not self.proof_clean:
-            raise RedactionFailed(f"a My Number is still readable after redaction "
-                                  f"({self.proof.numbers_readable} printed, {self.proof.barcodes_readable} "
-                                  f"barcode); the page must not be stored")
+            if self.proof.numbers_readable or self.proof.barcodes_readable:
+                raise RedactionFailed(f"a My Number is still readable after redaction "
+                                      f"({self.proof.numbers_readable} printed, {self.proof.barcodes_readable} "
+                                      f"barcode); the page must not be stored")
+            raise RedactionFailed(f"the redacted page could not be proven clean: {self.proof.unproven_rows} "
+                                  f"row(s) of digits could not be read clearly; the page must not be stored "
+                                  f"(a person must redact it)")
         return self.image
 
 
@@ -92,11 +98,13 @@ def count(findings: Sequence[Finding]) -> tuple[int, int]:
     return numbers, len(groups) - numbers
 
 
-def _proof_of(found: Sequence[Finding], unreadable: int) -> Proof:
+def _proof_of(found: Sequence[Finding], page: PageImage) -> Proof:
     # a number whose check digit fails is covered when labelled, but the proof is about valid numbers
     readable = [f for f in found if f.check_digit_ok]
     numbers, barcodes = count(readable)
-    return Proof(not readable, numbers, barcodes, tuple(ImageRedactor().boxes_for(readable)), unreadable)
+    # a row of digits the proof cannot read clearly may be a number a person can read: not proven clean
+    return Proof(not readable and not page.unproven, numbers, barcodes,
+                 tuple(ImageRedactor().boxes_for(readable)), page.unreadable, page.unproven)
 
 
 def prove(image: Image.Image, *, dpi: float | None = None, focus: Sequence[Box] = (),
@@ -105,7 +113,7 @@ def prove(image: Image.Image, *, dpi: float | None = None, focus: Sequence[Box] 
     page = PageImage.from_pil(image, dpi, memo)
     page.focus = tuple(b.bbox() for b in focus)
     found = an.analyze(page, analyzers if analyzers is not None else an.default_analyzers(thorough=True))
-    return _proof_of(found, page.unreadable)
+    return _proof_of(found, page)
 
 
 def redact_pages(images: Sequence[Image.Image], *, dpis: Sequence[float | None] | None = None,
@@ -158,7 +166,7 @@ def redact_pages(images: Sequence[Image.Image], *, dpis: Sequence[float | None] 
     results = []
     for (redacted, boxes), findings, found, proof_page, payload in zip(results_drawn, all_findings, proofs,
                                                                        proof_pages, payloads):
-        proof = _proof_of(found, proof_page.unreadable)
+        proof = _proof_of(found, proof_page)
         numbers, barcodes = count(findings)
         log.info("page %dx%d: %d number(s) and %d barcode(s) covered with %d box(es); proof %s",
                  redacted.width, redacted.height, numbers, barcodes, len(boxes),
