@@ -116,6 +116,46 @@ def test_digit_touching_the_border_survives():
         assert lost <= 2
 
 
+@pytest.mark.parametrize("dpi", [200, 300])
+def test_a_stroke_lying_on_a_box_line_is_kept(dpi):
+    """The foot of a 2 drawn on the bottom line, and a 1 written against the side line: erasing the line
+    under them would read 7 and empty."""
+    rng = np.random.default_rng(dpi)
+    img, s, rect = box_crop(dpi=dpi)
+    x0, y0, x1, y1 = rect
+    w = max(1, int(round(0.5 * s)))
+    # a "2": an arc, a diagonal down to the bottom line, and the foot along the line (0.15 mm above it)
+    cv2.ellipse(img, (int(x0 + 4.8 * s), int(y0 + 4.2 * s)), (int(2.3 * s), int(2.0 * s)), 0, 180, 360, 30, w)
+    cv2.line(img, (int(x0 + 7.1 * s), int(y0 + 4.2 * s)), (int(x0 + 2.2 * s), int(y1 - 0.15 * s)), 30, w)
+    cv2.line(img, (int(x0 + 2.2 * s), int(y1 - 0.15 * s)), (int(x0 + 7.6 * s), int(y1 - 0.15 * s)), 30, w)
+    out = prepare_box(degrade(img, rng, noise=5))
+    assert out is not None
+    bottom = np.flatnonzero(out.max(axis=1) > 0.3)[-3:]
+    assert np.count_nonzero(out[bottom].max(axis=0) > 0.3) >= 10      # the foot is there
+    # a "1" drawn along the right line, overlapping it
+    img, s, rect = box_crop(dpi=dpi)
+    x0, y0, x1, y1 = rect
+    cv2.line(img, (int(x1 - 0.2 * s), int(y0 + 2.5 * s)), (int(x1 - 0.3 * s), int(y0 + 9.5 * s)), 30, w)
+    out = prepare_box(degrade(img, rng, noise=5))
+    assert out is not None
+    ys, xs = np.nonzero(out > 0.3)
+    assert ys.max() - ys.min() >= 17 and xs.max() - xs.min() <= 12
+
+
+def test_lines_with_uneven_thickness_leave_a_box_empty():
+    rng = np.random.default_rng(8)
+    for k in range(8):
+        img, s, rect = box_crop(dpi=300, offset_mm=tuple(rng.uniform(-0.8, 0.8, 2)))
+        x0, y0, x1, y1 = rect
+        # a print defect: one line thicker along part of its length, and a blot on the line
+        cv2.line(img, (int(x0 + 2 * s), int(y1)), (int(x0 + 6 * s), int(y1)), 20, max(1, int(0.45 * s)))
+        cv2.circle(img, (int(x0), int(y0 + 5 * s)), max(1, int(0.35 * s)), 20, -1)
+        h, w = img.shape
+        img = cv2.warpAffine(img, cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-0.8, 0.8), 1.0), (w, h),
+                             borderMode=cv2.BORDER_REPLICATE)
+        assert prepare_box(degrade(img, rng, noise=rng.uniform(2, 10))) is None
+
+
 def test_output_shape_range_and_centring():
     rng = np.random.default_rng(3)
     img, s, rect = box_crop(dpi=300)
@@ -153,15 +193,66 @@ def test_prepare_box_accepts_rgb_and_float_input():
 def test_model_file_contents():
     assert MODEL_PATH.stat().st_size <= 5_000_000
     with np.load(MODEL_PATH) as z:
-        for k in ("version", "temperature", "prep_params", "conv0_w", "fc0_w"):
+        for k in ("version", "temperature", "prep_params"):
             assert k in z.files
+        members = int(z["members"]) if "members" in z.files else 0
+        for m in range(members) if members else [None]:
+            prefix = "" if m is None else f"m{m}_"
+            assert prefix + "conv0_w" in z.files and prefix + "fc0_w" in z.files
         assert 0.2 < float(z["temperature"]) < 5
         import json
         assert json.loads(str(z["prep_params"])) == PREP_PARAMS  # the model was trained on this preprocessing
-        if "accept_threshold" in z.files:
-            assert 0.5 <= float(z["accept_threshold"]) < 1
+        for name in fusion.RULES:                     # both accept rules are calibrated into the file
+            rule = fusion.rule_from_model(MODEL_PATH, name)
+            assert 0.5 <= rule.threshold < 1 and not rule.accept_corrections
     clf = DigitClassifier.load()
     assert DigitClassifier.load() is clf  # loaded once, cached
+
+
+@needs_model
+def test_an_ensemble_averages_its_networks_logits():
+    from pipeline.scan.digits import _Network
+    with np.load(MODEL_PATH) as z:
+        arrays = {k: z[k] for k in z.files}
+    clf = DigitClassifier(arrays)
+    x = np.random.default_rng(1).random((5, 28, 28)).astype(np.float32)
+    single = [net.logits(x) for net in clf.networks]
+    assert np.allclose(clf.logits(x), np.mean(single, axis=0), atol=1e-5)
+    if len(clf.networks) > 1:
+        assert not np.allclose(single[0], single[1])         # trained from different seeds
+        one = DigitClassifier({k[3:]: v for k, v in arrays.items() if k.startswith("m0_")} | {"temperature": 1.0})
+        assert np.allclose(one.logits(x), single[0], atol=1e-5)
+        assert isinstance(clf.networks[0], _Network)
+
+
+def test_accept_rules_by_name(tmp_path):
+    path = tmp_path / "m.npz"
+    np.savez(path, accept_threshold=np.float64(0.999), miswrite_prior=np.float64(0.5))
+    assert fusion.rule_from_model(path).threshold == 0.999
+    with pytest.raises(ValueError, match="no calibrated 'balanced' rule"):
+        fusion.rule_from_model(path, "balanced")
+    np.savez(path, accept_threshold=np.float64(0.999), balanced_accept_threshold=np.float64(0.97),
+             balanced_miswrite_prior=np.float64(0.1))
+    assert fusion.rule_from_model(path, "balanced") == fusion.AcceptRule(0.97, 0.1)
+    with pytest.raises(ValueError, match="unknown accept rule"):
+        fusion.rule_from_model(path, "lenient")
+
+
+@needs_model
+def test_the_accept_rule_comes_from_config(tmp_path):
+    from pipeline import config
+    from pipeline.errors import ConfigError
+    from pipeline.scan.intake import default_reader
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text(config.DEFAULT_CONFIG.replace('handwriting_rule = "strict"',
+                                                                    'handwriting_rule = "balanced"'))
+    assert default_reader(config.load(home)).keywords["rule"] == fusion.default_rule("balanced")
+    assert default_reader(config.load(tmp_path)).keywords["rule"] == fusion.default_rule("strict")
+    (home / "config.toml").write_text(config.DEFAULT_CONFIG.replace('handwriting_rule = "strict"',
+                                                                    'handwriting_rule = "lenient"'))
+    with pytest.raises(ConfigError, match="handwriting_rule"):
+        default_reader(config.load(home))
 
 
 @needs_model

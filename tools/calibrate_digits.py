@@ -22,8 +22,12 @@ Chosen: the rule with the highest straight-through rate such that on the calibra
 A miswritten field can only be accepted when the classifier also misreads one of its digits, confidently, into
 exactly the value that makes the string valid again (two errors cancelling); the strict criterion pays for ruling
 that out with straight-through, and the printed table shows the whole trade-off.
-Run: OMP_NUM_THREADS=1 .venv/bin/python tools/calibrate_digits.py --pool /tmp/mynumber-form-digits/calib.npz
-(about 4 minutes)
+Run (about 4 minutes each; the shipped model holds both rules), on digits harvested with
+  OMP_NUM_THREADS=1 .venv/bin/python tools/harvest_form_digits.py --source calib --pages 600 --seed 13 \
+      --out /tmp/mynumber-form-digits/calib.npz
+  OMP_NUM_THREADS=1 .venv/bin/python tools/calibrate_digits.py --pool /tmp/mynumber-form-digits/calib.npz
+  OMP_NUM_THREADS=1 .venv/bin/python tools/calibrate_digits.py --pool /tmp/mynumber-form-digits/calib.npz \
+      --criterion prevalence --no-corrections --rule-name balanced
 """
 from __future__ import annotations
 
@@ -191,15 +195,16 @@ def rates(res: dict, rule: fusion.AcceptRule) -> dict:
 PRIORS = (0.02, 0.1, 0.3, 0.5)
 
 
-def candidate_rules(floor: float) -> list[fusion.AcceptRule]:
+def candidate_rules(floor: float, corrections_allowed: bool = True) -> list[fusion.AcceptRule]:
     return [fusion.AcceptRule(t, prior, corrections)
-            for corrections in (False, True) for prior in PRIORS for t in GRID if t >= floor]
+            for corrections in ((False, True) if corrections_allowed else (False,))
+            for prior in PRIORS for t in GRID if t >= floor]
 
 
-def choose_rule(res: dict, floor: float = 0.5, criterion: str = "strict",
-                miswrite_rate: float = 0.02) -> tuple[fusion.AcceptRule, list[dict]]:
+def choose_rule(res: dict, floor: float = 0.5, criterion: str = "strict", miswrite_rate: float = 0.02,
+                corrections_allowed: bool = True) -> tuple[fusion.AcceptRule, list[dict]]:
     """The rule with the highest straight-through rate among those meeting the criterion."""
-    table = [rates(res, rule) for rule in candidate_rules(floor)]
+    table = [rates(res, rule) for rule in candidate_rules(floor, corrections_allowed)]
     for r in table:
         # upper bounds of both rates, mixed at the assumed prevalence of miswriting
         ucb_mis = clopper_pearson_upper(r["miswritten_accepted"], r["n_miswritten"])
@@ -242,6 +247,10 @@ def main(argv=None) -> int:
     ap.add_argument("--pool", type=Path, default=None,
                     help="digits cut from scanned forms (tools/harvest_form_digits.py --source calib) instead of "
                          "simulated box crops")
+    ap.add_argument("--no-corrections", action="store_true",
+                    help="only rules that never accept a correction of what the classifier read")
+    ap.add_argument("--rule-name", choices=fusion.RULES, default="strict",
+                    help="store the chosen rule under this name (pipeline/scan/fusion.py RULES)")
     ap.add_argument("--dry-run", action="store_true", help="do not write the threshold into the model file")
     args = ap.parse_args(argv)
     t0 = time.time()
@@ -265,7 +274,7 @@ def main(argv=None) -> int:
           f"{int(pool['empty'].sum())} called empty  [{time.time() - t0:.0f}s]")
     fields = make_fields(rng, args.fields, args.miswritten)
     res = read_fields(fields, pool, rng)
-    rule, table = choose_rule(res, args.floor, args.criterion, args.miswrite_rate)
+    rule, table = choose_rule(res, args.floor, args.criterion, args.miswrite_rate, not args.no_corrections)
     print(f"fields: {args.fields} valid, {args.miswritten} miswritten  [{time.time() - t0:.0f}s]")
     print(f"criterion: {args.criterion}" + (f" (miswriting rate {args.miswrite_rate:g})"
                                            if args.criterion == "prevalence" else ""))
@@ -280,12 +289,13 @@ def main(argv=None) -> int:
     if not args.dry_run:
         with np.load(args.model, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-        arrays["accept_threshold"] = np.float64(rule.threshold)
-        arrays["miswrite_prior"] = np.float64(rule.miswrite_prior)
-        arrays["accept_corrections"] = np.bool_(rule.accept_corrections)
-        arrays["correction_max_confidence"] = np.float64(rule.correction_max_confidence)
+        prefix = fusion.RULE_KEY_PREFIX[args.rule_name]
+        arrays[prefix + "accept_threshold"] = np.float64(rule.threshold)
+        arrays[prefix + "miswrite_prior"] = np.float64(rule.miswrite_prior)
+        arrays[prefix + "accept_corrections"] = np.bool_(rule.accept_corrections)
+        arrays[prefix + "correction_max_confidence"] = np.float64(rule.correction_max_confidence)
         save_model(arrays, args.model)
-        print(f"stored {rule} in {args.model}")
+        print(f"stored {rule} as the {args.rule_name!r} rule in {args.model}")
     return 0
 
 

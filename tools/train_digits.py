@@ -20,16 +20,20 @@ Digits cut from real scanned forms (tools/harvest_form_digits.py: MNIST training
 printed provision forms, scanned, aligned and cut by the intake's own code) are added to every epoch with
 --form-crops; their validation split (--form-val) is reported and also fits the temperature.
 
-Run (background), as the shipped model was made:
+Run (background), as the shipped model was made (two networks from two seeds, about 37 minutes each on one
+core, both at once on two cores; then combined into one ensemble file, whose logits are averaged):
   OMP_NUM_THREADS=1 .venv/bin/python tools/harvest_form_digits.py --source train --pages 1300 --seed 11 \
       --out /tmp/mynumber-form-digits/train.npz
   OMP_NUM_THREADS=1 .venv/bin/python tools/harvest_form_digits.py --source val --pages 120 --seed 12 \
       --out /tmp/mynumber-form-digits/val.npz
-  OMP_NUM_THREADS=2 nohup .venv/bin/python tools/train_digits.py --threads 2 --epochs 10 --rounds 1 \
-      --synthetic-per-epoch 30000 --form-crops /tmp/mynumber-form-digits/train.npz \
-      --form-val /tmp/mynumber-form-digits/val.npz > /tmp/train_digits.log 2>&1 &
+  for seed in 20241128 7; do OMP_NUM_THREADS=1 nohup .venv/bin/python tools/train_digits.py --threads 1 \
+      --epochs 12 --rounds 1 --seed $seed --synthetic-per-epoch 30000 \
+      --form-crops /tmp/mynumber-form-digits/train.npz --form-val /tmp/mynumber-form-digits/val.npz \
+      --out /tmp/mynumber-form-digits/model_$seed.npz > /tmp/train_$seed.log 2>&1 & done; wait
+  .venv/bin/python tools/train_digits.py --ensemble /tmp/mynumber-form-digits/model_20241128.npz \
+      /tmp/mynumber-form-digits/model_7.npz --form-val /tmp/mynumber-form-digits/val.npz
 The model, temperature (fitted on the validation split) and preprocessing parameters are written to
-pipeline/models/digits.npz; tools/calibrate_digits.py then adds ``accept_threshold``.
+pipeline/models/digits.npz (--out); tools/calibrate_digits.py then adds the accept rules.
 """
 from __future__ import annotations
 
@@ -51,7 +55,7 @@ import cv2  # noqa: E402
 
 from pipeline.scan.digits import BOX_H_MM, BOX_W_MM, MODEL_PATH, PREP_PARAMS, prepare_box  # noqa: E402
 
-MODEL_VERSION = "digits-cnn-3x3-32-64-128-v4-forms"
+MODEL_VERSION = "digits-cnn-3x3-32-64-128-v5-forms"
 SEED = 20241128
 
 
@@ -462,6 +466,39 @@ def save_model(arrays: dict[str, np.ndarray], path: Path, **meta) -> None:
     os.replace(tmp, path)
 
 
+def combine_ensemble(paths: list[Path], cal_x: np.ndarray, cal_y: np.ndarray, out: Path, log) -> None:
+    """One model file holding every network of ``paths`` (m0_..., m1_...); the classifier averages their
+    logits. The temperature is fitted again, for the average, on the validation split."""
+    from pipeline.scan.digits import DigitClassifier
+
+    arrays: dict[str, np.ndarray] = {}
+    versions, infos = [], []
+    for i, path in enumerate(paths):
+        with np.load(path) as z:
+            if "members" in z.files:
+                raise SystemExit(f"{path} is an ensemble already")
+            prep = json.loads(str(z["prep_params"]))
+            if prep != PREP_PARAMS:
+                raise SystemExit(f"{path} was trained on other preprocessing than prepare_box's")
+            for k in z.files:
+                if k.startswith(("conv", "fc", "input_")):
+                    arrays[f"m{i}_{k}"] = z[k]
+            versions.append(str(z["version"]))
+            infos.append(json.loads(str(z["train_info"])) if "train_info" in z.files else {})
+    arrays["members"] = np.int64(len(paths))
+    clf = DigitClassifier(arrays)
+    logits = clf.logits(cal_x)
+    for i, net in enumerate(clf.networks):
+        log(f"member {i} ({paths[i].name}): validation {float((net.logits(cal_x).argmax(1) == cal_y).mean()) * 100:.2f}%")
+    log(f"ensemble: validation {float((logits.argmax(1) == cal_y).mean()) * 100:.2f}%")
+    temp = fit_temperature(logits, cal_y)
+    log(f"temperature {temp:.3f}")
+    version = f"ensemble{len(paths)}-" + versions[0]
+    save_model(arrays, out, version=version, temperature=np.float32(temp), prep_params=json.dumps(PREP_PARAMS),
+               train_info=json.dumps({"members": infos}))
+    log(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB); re-run tools/calibrate_digits.py")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=12)
@@ -478,13 +515,19 @@ def main(argv=None) -> int:
     ap.add_argument("--synthetic-per-epoch", type=int, default=0,
                     help="use only this many of the simulated handwritten crops per epoch (0: all)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=SEED,
+                    help="seed of the weights and the training renderings (the validation split never changes); "
+                         "networks trained from different seeds make an ensemble (--ensemble)")
+    ap.add_argument("--ensemble", type=Path, nargs="+", default=None,
+                    help="do not train: combine these trained model files into one ensemble (logits averaged), "
+                         "fit its temperature on the validation split and write it to --out")
     args = ap.parse_args(argv)
 
     import torch
     import torch.nn as nn
 
     torch.set_num_threads(args.threads)
-    torch.manual_seed(SEED)
+    torch.manual_seed(args.seed)
     t0 = time.time()
 
     def log(msg):  # wall-clock and CPU seconds (the machine may be shared)
@@ -541,6 +584,14 @@ def main(argv=None) -> int:
         fvx, fvy = load_harvest(args.form_val)
         log(f"form validation crops: {len(fvy)}")
 
+    if args.ensemble:
+        cal_x, cal_y = [vx, pvx], [vy, pvy]
+        if fvx is not None:
+            cal_x.append(fvx)
+            cal_y.append(fvy)
+        combine_ensemble(args.ensemble, np.concatenate(cal_x), np.concatenate(cal_y), args.out, log)
+        return 0
+
     model = build_model()
     nparams = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
@@ -570,9 +621,9 @@ def main(argv=None) -> int:
     rounds: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for ep in range(args.epochs):
         rk = ep % args.rounds
-        erng = np.random.default_rng(SEED + 100 + ep)
+        erng = np.random.default_rng(args.seed + 100 + ep)
         if rk not in rounds:  # a fresh rendering of every training image (the costly part: ~3-5 ms an image)
-            rrng = np.random.default_rng(SEED + 1000 + rk)
+            rrng = np.random.default_rng(args.seed + 1000 + rk)
             hx, hy, he = prepared_set(hw_images, hw_labels, rrng)
             px, py, pe = printed_round(args.printed_per_epoch, rrng)
             X = np.concatenate([hx, px])
@@ -628,7 +679,7 @@ def main(argv=None) -> int:
         raise SystemExit("numpy export does not match the torch model")
 
     meta = dict(version=MODEL_VERSION, temperature=np.float32(temp), prep_params=json.dumps(PREP_PARAMS),
-                train_info=json.dumps({"seed": SEED, "epochs": args.epochs, "mnist_train": int(len(tr_idx)),
+                train_info=json.dumps({"seed": args.seed, "epochs": args.epochs, "mnist_train": int(len(tr_idx)),
                                        "sklearn": 0 if sk is None else int(len(sk[1])),
                                        "printed_per_epoch": args.printed_per_epoch, "rounds": args.rounds,
                                        "form_crops": 0 if fy is None else int(len(fy)),

@@ -36,7 +36,7 @@ CROP_H_MM = 13.0
 
 # Parameters of prepare_box (exported with the model so a model always documents the preprocessing it saw).
 PREP_PARAMS = {
-    "version": 2,
+    "version": 3,               # 3: strokes lying on a box line are kept (_stroke_on_line)
     "line_band_mm": 2.6,        # box lines are looked for only this close to the crop edges
     "line_min_frac": 0.78,      # a box line is dark along at least this fraction of the crop side
     "ink_floor": 45.0,          # minimum darkness (0-255 below the local paper level) of a "strong" ink pixel
@@ -138,8 +138,62 @@ def _infer_line(first, second, size_px: float, n: int):
     return (first, other) if first is not None else (other, second)
 
 
+def _leading_run(a: np.ndarray) -> np.ndarray:
+    """Per column of boolean ``a``: how many rows from the first one on are all True."""
+    if a.shape[0] == 0:
+        return np.zeros(a.shape[1], np.int64)
+    return np.argmax(np.vstack([~a, np.ones((1, a.shape[1]), bool)]), axis=0)
+
+
+def _ink_across_line(ev: np.ndarray, e0: int, e1: int, s: float, across_spans: list) -> np.ndarray:
+    """Per column of a (horizontal) box line: how thick the ink joined to it is, across it (float; NaN at the
+    corners, where the perpendicular lines are, and beyond them). ``ev``: ink mask with the line running along
+    axis 1 over rows e0:e1 (its erased span, rims included)."""
+    reach = max(2, int(round(1.5 * s)))
+    after = _leading_run(ev[e1: e1 + reach])
+    before = _leading_run(ev[max(0, e0 - reach): e0][::-1])
+    thickness = (ev[e0:e1].sum(axis=0) + before + after).astype(np.float64)
+    guard = max(1, int(round(0.4 * s)))
+    n = thickness.size
+    for o0, o1 in across_spans:  # the perpendicular line and what lies beyond it are not this line
+        if o1 <= n / 2:
+            thickness[: o1 + guard] = np.nan
+        else:
+            thickness[max(0, o0 - guard):] = np.nan
+    return thickness
+
+
+def _stroke_on_line(thickness: np.ndarray, bare: float, s: float) -> np.ndarray:
+    """Columns of a box line that lie under a pen stroke rather than being bare line.
+
+    ``thickness``: :func:`_ink_across_line` of the line; ``bare``: the thickness of the bare line. Where a
+    stroke touches the line, lies on it or runs along it, the ink joined to the line is thicker,
+    for at least a stroke's width along it (the foot of a 2 on the bottom line, the top of a 9's loop against
+    the top line, a 1 written on the side). Erasing those columns would cut the stroke away (2 -> 7, 9 -> 4) or
+    leave nothing (1 -> empty); keeping them leaves the stroke whole, a line's width longer (the caller keeps
+    nothing when more than one line is thick along nearly its whole length: that is not pen strokes)."""
+    valid = ~np.isnan(thickness)
+    # compared with the bare line nearby, not far along it: a line a little off square, or printed unevenly,
+    # changes thickness slowly; a stroke on it does so within a few millimetres
+    local = cv2.erode(np.where(valid, thickness, 1e6).astype(np.float32)[None, :],
+                      np.ones((1, _odd(7.0 * s)), np.uint8), borderType=cv2.BORDER_REPLICATE)[0]
+    base = np.maximum(local, bare)
+    under = valid & (np.nan_to_num(thickness) >= base + max(2.0, 0.2 * s))
+    if not under.any():
+        return under
+    gap = _odd(0.3 * s)
+    under = cv2.morphologyEx(under.astype(np.uint8)[None, :], cv2.MORPH_CLOSE, np.ones((1, gap), np.uint8))[0]
+    under = under.astype(bool) & valid
+    n_runs, lab, st, _ = cv2.connectedComponentsWithStats(under.astype(np.uint8)[None, :], connectivity=4)
+    for j in range(1, n_runs):
+        if st[j, cv2.CC_STAT_WIDTH] < max(2, 0.35 * s):
+            under[lab[0] == j] = False
+    return under
+
+
 def _box_lines(firm: np.ndarray, erase: np.ndarray, s: float, band: int, min_frac: float):
-    """Line mask (to erase) and interior (top, bottom, left, right) of the box in a crop."""
+    """Line mask (to erase), line pixels kept under strokes, and interior (top, bottom, left, right) of the box
+    in a crop."""
     h, w = firm.shape
     top_c, bot_c = _line_candidates(firm, s, band, min_frac)
     left_c, right_c = _line_candidates(firm.T, s, band, min_frac)
@@ -165,11 +219,24 @@ def _box_lines(firm: np.ndarray, erase: np.ndarray, s: float, band: int, min_fra
     k = max(1, int(round(0.2 * s)))
     win = np.ones((1, 2 * k + 1), np.uint8)
     lines = np.zeros((h, w), bool)
+    kept = np.zeros((h, w), bool)  # line pixels under a pen stroke: left as ink
+    profiles = {name: _ink_across_line(erase if name in "tb" else erase.T, e0, e1, s,
+                                       [spans[o] for o in (("l", "r") if name in "tb" else ("t", "b")) if o in spans])
+                for name, (e0, e1) in spans.items()}
+    # a bare line's own thickness: its thinnest tenth (a stroke may run along most of one side)
+    unders = {name: _stroke_on_line(t, float(np.nanpercentile(t, 10)), s)
+              for name, t in profiles.items() if np.isfinite(t).sum() >= 4}
+    if sum(u.sum() > 0.85 * max(1, np.isfinite(profiles[name]).sum()) for name, u in unders.items()) > 1:
+        unders = {}
     for name, (e0, e1) in spans.items():
         horizontal = name in "tb"
         band_m = np.zeros((h, w), bool)
         bv, ev = (band_m, erase) if horizontal else (band_m.T, erase.T)
         bv[e0:e1] = True
+        under = unders.get(name)
+        if under is not None and under.any():
+            bv[e0:e1, under] = False
+            (kept if horizontal else kept.T)[e0:e1, under] = True
         if 0 < e0 and e1 < bv.shape[0]:
             # where a stroke crosses the line (ink right outside and right inside it), keep the crossing: the
             # part of the digit beyond the border then stays connected to the rest. Not near the corners, not
@@ -192,11 +259,12 @@ def _box_lines(firm: np.ndarray, erase: np.ndarray, s: float, band: int, min_fra
                 bv[e0:e1, crossing] = False
         lines |= band_m
     lines &= erase
+    kept &= erase
     top = t[1] + rim if t is not None else 0
     bottom = b[0] - rim if b is not None else h
     left = l[1] + rim if l is not None else 0
     right = r[0] - rim if r is not None else w
-    return lines, (top, bottom, left, right)
+    return lines, kept, (top, bottom, left, right)
 
 
 def _stroke_width(mask: np.ndarray) -> float:
@@ -246,7 +314,7 @@ def prepare_box(crop: np.ndarray) -> np.ndarray | None:
     band = max(2, int(round(p["line_band_mm"] * s)))
     lenient = dark >= p["ink_low_floor"]
     firm = dark >= p["ink_floor"]  # printed lines are dark: find them on the firm mask, erase on the lenient one
-    lines, (top, bottom, left, right) = _box_lines(firm, lenient, s, band, p["line_min_frac"])
+    lines, kept, (top, bottom, left, right) = _box_lines(firm, lenient, s, band, p["line_min_frac"])
     if bottom - top < 0.3 * h or right - left < 0.3 * w:  # implausible lines: fall back to the whole crop
         top, bottom, left, right = 0, h, 0, w
 
@@ -268,12 +336,14 @@ def prepare_box(crop: np.ndarray) -> np.ndarray | None:
     n, labels, stats, _ = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
     has_strong = np.zeros(n, bool)
     has_strong[np.unique(labels[strong])] = True
-    inside_count = np.bincount(labels[inside].ravel(), minlength=n)
+    inside_count = np.bincount(labels[inside | kept].ravel(), minlength=n)  # the box's own line is not outside
     # a digit reaches well into the box; bits hugging the border (jagged line rims, cut lines) do not
     core_m = max(1, int(round(p["core_margin_mm"] * s)))
     core = np.zeros((h, w), bool)
     core[top + core_m: bottom - core_m, left + core_m: right - core_m] = True
     in_core = np.bincount(labels[core].ravel(), minlength=n) > 0
+    # a stroke joined to a box line (see _stroke_on_line) is a stroke even where it looks like a line remnant
+    on_line = np.bincount(labels[kept & weak].ravel(), minlength=n) > 0
     speck = p["speck_mm2"] * s * s
     lw = 0.6 * s  # anything thinner than this and as long as a box side is a line remnant
     cands = []
@@ -281,13 +351,15 @@ def prepare_box(crop: np.ndarray) -> np.ndarray | None:
         x, y, cw, ch, area = (int(v) for v in stats[i])
         if not has_strong[i] or area < speck:
             continue
-        if inside_count[i] < 0.5 * area or not in_core[i]:
-            continue
-        if (cw <= lw and ch >= 2 * cw and (x == 0 or x + cw == w)) or \
-           (ch <= lw and cw >= 2 * ch and (y == 0 or y + ch == h)):
-            continue  # a piece of a line cut by the crop edge
-        if (ch <= lw and cw >= 0.3 * w and (y < band or y + ch > h - band)) or \
-           (cw <= lw and ch >= 0.3 * h and (x < band or x + cw > w - band)):
+        # a stroke on a line reaches into the box, or is as long as a written 1 (a 1 on the side line)
+        stroke_on_line = on_line[i] and (in_core[i] or max(cw, ch) >= 5.0 * s)
+        if inside_count[i] < 0.5 * area or not (in_core[i] or stroke_on_line):
+            continue  # outside the box, or hugging its border (a piece of line kept on its own, too)
+        if not stroke_on_line and (
+                (cw <= lw and ch >= 2 * cw and (x == 0 or x + cw == w)) or
+                (ch <= lw and cw >= 2 * ch and (y == 0 or y + ch == h)) or  # a line cut by the crop edge
+                (ch <= lw and cw >= 0.3 * w and (y < band or y + ch > h - band)) or
+                (cw <= lw and ch >= 0.3 * h and (x < band or x + cw > w - band))):
             continue
         cands.append((area, i, x, y, cw, ch))
     if not cands:
@@ -369,33 +441,57 @@ def _maxpool2(x: np.ndarray) -> np.ndarray:
     return x.max(axis=(2, 4))
 
 
-class DigitClassifier:
-    """Small CNN (3 x [conv3x3 + BN + ReLU + maxpool2] -> dense -> 10) evaluated in numpy.
+class _Network:
+    """One CNN (3 x [conv3x3 + BN + ReLU + maxpool2] -> dense -> 10) in numpy; arrays named conv{i}_w/b, fc{i}_w/b."""
 
-    The model file holds the folded weights, ``temperature`` (softmax temperature fitted on a held-out split),
-    ``accept_threshold`` (see pipeline/scan/fusion.py), ``version`` and ``prep_params`` (JSON of the
-    :data:`PREP_PARAMS` the model was trained with).
+    def __init__(self, arrays: dict[str, np.ndarray], prefix: str = ""):
+        self.convs = []
+        i = 0
+        while f"{prefix}conv{i}_w" in arrays:
+            self.convs.append((np.asarray(arrays[f"{prefix}conv{i}_w"], np.float32),
+                               np.asarray(arrays[f"{prefix}conv{i}_b"], np.float32)))
+            i += 1
+        if not self.convs:
+            raise ValueError("the model file holds no convolution weights")
+        self.fc = []
+        i = 0
+        while f"{prefix}fc{i}_w" in arrays:
+            self.fc.append((np.asarray(arrays[f"{prefix}fc{i}_w"], np.float32),
+                            np.asarray(arrays[f"{prefix}fc{i}_b"], np.float32)))
+            i += 1
+        self.input_mean = float(arrays.get(f"{prefix}input_mean", arrays.get("input_mean", 0.0)))
+        self.input_std = float(arrays.get(f"{prefix}input_std", arrays.get("input_std", 1.0)))
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        n = x.shape[0]
+        h = ((x - self.input_mean) / self.input_std)[..., None]
+        for w, b in self.convs:
+            h = _maxpool2(_conv3x3_relu(h, w, b))
+        h = h.reshape(n, -1)
+        for j, (w, b) in enumerate(self.fc):
+            h = h @ w + b
+            if j < len(self.fc) - 1:
+                np.maximum(h, 0, out=h)
+        return h
+
+
+class DigitClassifier:
+    """One small CNN, or an ensemble of them whose logits are averaged, evaluated in numpy.
+
+    The model file holds the folded weights (``conv0_w`` ... for one network; ``m0_conv0_w`` ...,
+    ``m1_conv0_w`` ... and ``members`` for an ensemble: networks trained from different seeds disagree on
+    different digits, so their average is less often confidently wrong), ``temperature`` (softmax temperature
+    fitted on a held-out split, for the averaged logits), the accept rule (see pipeline/scan/fusion.py),
+    ``version`` and ``prep_params`` (JSON of the :data:`PREP_PARAMS` the model was trained with).
     """
 
     _cache: dict[str, "DigitClassifier"] = {}
     _lock = threading.Lock()
 
     def __init__(self, arrays: dict[str, np.ndarray]):
-        self.convs = []
-        i = 0
-        while f"conv{i}_w" in arrays:
-            self.convs.append((np.asarray(arrays[f"conv{i}_w"], np.float32),
-                               np.asarray(arrays[f"conv{i}_b"], np.float32)))
-            i += 1
-        if not self.convs:
-            raise ValueError("the model file holds no convolution weights")
-        self.fc = []
-        i = 0
-        while f"fc{i}_w" in arrays:
-            self.fc.append((np.asarray(arrays[f"fc{i}_w"], np.float32), np.asarray(arrays[f"fc{i}_b"], np.float32)))
-            i += 1
-        self.input_mean = float(arrays.get("input_mean", 0.0))
-        self.input_std = float(arrays.get("input_std", 1.0))
+        members = int(arrays.get("members", 0))
+        self.networks = ([_Network(arrays, f"m{i}_") for i in range(members)] if members
+                         else [_Network(arrays)])
         self.temperature = float(arrays.get("temperature", 1.0))
         self.accept_threshold = float(arrays["accept_threshold"]) if "accept_threshold" in arrays else None
         self.version = str(arrays.get("version", "unknown"))
@@ -413,23 +509,20 @@ class DigitClassifier:
             return cls._cache[key]
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
+        """Logits (N, 10), averaged over the ensemble's networks, before the temperature."""
         x = np.asarray(batch, dtype=np.float32)
         if x.ndim == 2:
             x = x[None]
         if x.ndim != 3 or x.shape[1:] != (28, 28):
             raise ValueError("expected a batch of 28x28 images, shape (N, 28, 28)")
-        n = x.shape[0]
-        if n == 0:
+        if x.shape[0] == 0:
             return np.zeros((0, 10), np.float32)
-        h = ((x - self.input_mean) / self.input_std)[..., None]
-        for w, b in self.convs:
-            h = _maxpool2(_conv3x3_relu(h, w, b))
-        h = h.reshape(n, -1)
-        for j, (w, b) in enumerate(self.fc):
-            h = h @ w + b
-            if j < len(self.fc) - 1:
-                np.maximum(h, 0, out=h)
-        return h
+        out = self.networks[0].logits(x)
+        for net in self.networks[1:]:
+            out += net.logits(x)
+        if len(self.networks) > 1:
+            out /= len(self.networks)
+        return out
 
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:
         """Calibrated softmax probabilities, shape (N, 10), for a batch of prepared 28x28 images."""

@@ -166,33 +166,45 @@ class AcceptRule:
     correction_max_confidence: float = CORRECTION_MAX_CONFIDENCE
 
 
-_default_rule: AcceptRule | None = None
+RULES = ("strict", "balanced")
+# Where each rule is stored in the model file (tools/calibrate_digits.py --rule-name):
+#   strict    calibrated so that no miswritten field of the calibration set is accepted (the default);
+#   balanced  calibrated so that wrong numbers accepted stay <= 1 per 1,000 fields when 2 % of people miswrite
+#             (a miswritten number read confidently as a valid one is such a wrong number); opt-in, see
+#             config [review] handwriting_rule.
+RULE_KEY_PREFIX = {"strict": "", "balanced": "balanced_"}
+_default_rules: dict[str, AcceptRule] = {}
 
 
-def rule_from_model(path) -> AcceptRule:
-    """The rule stored in a model file (the defaults above for anything it lacks)."""
+def rule_from_model(path, name: str = "strict") -> AcceptRule:
+    """The rule `name` stored in a model file (the defaults above for anything it lacks; a model without a
+    calibrated `balanced` rule has none, and asking for it is an error)."""
+    if name not in RULE_KEY_PREFIX:
+        raise ValueError(f"unknown accept rule {name!r}: one of {', '.join(RULES)}")
+    prefix = RULE_KEY_PREFIX[name]
     values = {}
     try:
         with np.load(path) as z:
-            for key, name, kind in (("accept_threshold", "threshold", float),
-                                    ("miswrite_prior", "miswrite_prior", float),
-                                    ("accept_corrections", "accept_corrections", bool),
-                                    ("correction_max_confidence", "correction_max_confidence", float)):
-                if key in z.files:
-                    values[name] = kind(z[key])
+            for key, field, kind in (("accept_threshold", "threshold", float),
+                                     ("miswrite_prior", "miswrite_prior", float),
+                                     ("accept_corrections", "accept_corrections", bool),
+                                     ("correction_max_confidence", "correction_max_confidence", float)):
+                if prefix + key in z.files:
+                    values[field] = kind(z[prefix + key])
     except OSError:
         pass
+    if prefix and "threshold" not in values:
+        raise ValueError(f"the model file {path} holds no calibrated {name!r} rule")
     return AcceptRule(**values)
 
 
-def default_rule() -> AcceptRule:
-    """The rule stored in the shipped model file."""
-    global _default_rule
-    if _default_rule is None:
+def default_rule(name: str = "strict") -> AcceptRule:
+    """The rule `name` stored in the shipped model file."""
+    if name not in _default_rules:
         from pipeline.scan.digits import MODEL_PATH
 
-        _default_rule = rule_from_model(MODEL_PATH)
-    return _default_rule
+        _default_rules[name] = rule_from_model(MODEL_PATH, name)
+    return _default_rules[name]
 
 
 def correction_allowed(reading: FieldReading, rule: AcceptRule) -> bool:

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from .. import config, db, layout as layout_mod, vault
+from ..errors import ConfigError
 from ..progress import Progress
 from ..track import receiving
 from ..track.models import Kit
@@ -83,10 +84,18 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def default_reader() -> Callable:
-    from .fusion import read_field
+def default_reader(settings: config.Settings | None = None) -> Callable:
+    """The classifier with the accept rule chosen in config ([review] handwriting_rule, default strict)."""
     from .digits import DigitClassifier
-    return partial(read_field, classifier=DigitClassifier.load())
+    from .fusion import RULES, default_rule, read_field
+    name = str((settings.section("review") if settings else {}).get("handwriting_rule", "strict"))
+    if name not in RULES:
+        raise ConfigError(f"[review] handwriting_rule must be one of {', '.join(RULES)}, not {name!r}")
+    try:
+        rule = default_rule(name)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return partial(read_field, classifier=DigitClassifier.load(), rule=rule)
 
 
 def default_redactor() -> Callable | None:
@@ -116,7 +125,7 @@ class KitDirectory:
 def build_context(settings: config.Settings, read_field: Callable | None = None,
                   redact: Callable | None | str = "default") -> IntakeContext:
     return IntakeContext(layout=layout_mod.load(), tag_key=vault.load_key(settings.keys_dir, "tag"),
-                         kit_info=KitDirectory(settings.db_url), read_field=read_field or default_reader(),
+                         kit_info=KitDirectory(settings.db_url), read_field=read_field or default_reader(settings),
                          redact=default_redactor() if redact == "default" else redact)
 
 
