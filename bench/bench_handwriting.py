@@ -100,9 +100,7 @@ def _classifier_digits_per_second(fields: int = 200) -> float:
     """The classifier alone (the shipped model, every network of its ensemble), a field's 12 boxes per call
     as the intake calls it, on one BLAS thread."""
     from pipeline.scan.digits import DigitClassifier
-    from pipeline.scan.intake import _one_blas_thread
-    _one_blas_thread()      # as in the intake's workers (this process is done with its pool)
-    clf = DigitClassifier.load()
+    clf = DigitClassifier.load()        # sets one BLAS thread, as in the intake's workers
     x = np.random.default_rng(0).random((fields, 12, 28, 28)).astype(np.float32)
     clf.predict_proba(x[0])
     t0 = time.perf_counter()

@@ -390,3 +390,30 @@ def test_letters_between_groups_of_digits_leave_a_row_unaccounted():
     assert unaccounted_rows([("L", 11)], [_reading([("mas", 33), ("123", 94), ("a5", 53), ("456", 92),
                                                      ("789", 73)])]) == 1
     assert unaccounted_rows([("L", 12)], [_reading([("PASSPORT", 90), ("No", 90), ("TK1234567", 90)])]) == 0
+
+
+def _printed_line(text: str, noise: float = 0.0):
+    """A straightened line crop as the analyser cuts it: grey, and binarised the same way."""
+    import cv2
+    from pipeline.redact import candidates
+    grey = np.full((48, 40 + 24 * len(text)), 235, np.uint8)
+    cv2.putText(grey, text, (16, 36), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 30, 2, lineType=cv2.LINE_AA)
+    if noise:
+        grey = np.clip(grey + np.random.default_rng(3).normal(0, noise, grey.shape), 0, 255).astype(np.uint8)
+    binary = cv2.adaptiveThreshold(cv2.GaussianBlur(grey, (3, 3), 0), 255, cv2.ADAPTIVE_THRESH_MEAN_C,
+                                   cv2.THRESH_BINARY, 33, 15)
+    return binary, grey
+
+
+@pytest.mark.skipif(not Path(__file__).resolve().parent.parent.joinpath("pipeline/models/digits.npz").exists(),
+                    reason="no shipped model file")
+def test_the_glyph_reader_sees_a_valid_number_only():
+    from pipeline.redact import glyphreader
+    from pipeline.scan.digits import DigitClassifier
+    clf = DigitClassifier.load()
+    binary, grey = _printed_line("1234 5678 9018", noise=6.0)
+    assert glyphreader.sees_number(binary, grey, 22.0, clf)
+    upside_down = (np.ascontiguousarray(binary[::-1, ::-1]), np.ascontiguousarray(grey[::-1, ::-1]))
+    assert glyphreader.sees_number(*upside_down, 22.0, clf)          # either way up
+    for other in ("1234 5678 9010", "1234567890123", "03 1234 5678"):  # check digit fails; 13 digits; 10 digits
+        assert not glyphreader.sees_number(*_printed_line(other), 22.0, clf)

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from .. import number
-from . import candidates, digits, glyphs, orientation, tesseract
+from . import candidates, digits, glyphreader, glyphs, orientation, tesseract
 
 log = logging.getLogger(__name__)
 
@@ -352,6 +352,7 @@ class OcrNumberAnalyzer:
         readings = yield from self.read_steps(page, cuts, lines, rows)
         if self.account_rows:
             page.unproven += unaccounted_rows(rows, readings)
+            page.unproven += self._seen_by_glyph_reader(page, cuts, rows, readings)
         # a number read confidently with a valid check digit is sure; anything else 12 digits long gets a
         # second look
         sure: list[tuple[_Reading, digits.Span, str]] = []
@@ -371,6 +372,29 @@ class OcrNumberAnalyzer:
 
     def analyze(self, page: PageImage) -> list[Finding]:
         return run_steps(self.steps(page))
+
+    def _seen_by_glyph_reader(self, page: PageImage, cuts: _Cuts, rows, readings) -> int:
+        """Rows of digit-like glyphs on which the digit classifier (glyphreader.py) reads a valid number
+        that tesseract did not read as one: a number the redaction missed."""
+        from ..scan.digits import DigitClassifier
+        read_by_ocr = {r.crop.line for r in readings
+                       if any(s.valid for s in digits.spans(digits.tokens_from_words(r.words)))}
+        # a line tesseract read with confidence throughout is what it says: only doubtful readings get a
+        # second reader (it costs ~10 ms a line)
+        doubtful = {r.crop.line for r in readings if any(float(w.conf) < GLYPH_CHECK_BELOW_CONF for w in r.words)}
+        seen = 0
+        for ln, run in rows:
+            if ln in read_by_ocr or ln not in doubtful:
+                continue
+            binary = cuts.image(ln, False, self.target_height)
+            key = ("glyph-number", _digest(binary, self.target_height))
+            if key not in page.memo:
+                crop = cuts.crop(ln, False, self.target_height)
+                grey = candidates.cut(page.gray, crop, binarise=False)
+                text_height = min(self.target_height, 3.0 * ln.text_height)
+                page.memo[key] = glyphreader.sees_number(binary, grey, text_height, DigitClassifier.load())
+            seen += bool(page.memo[key])
+        return seen
 
     def _finding(self, page: PageImage, reading: _Reading, span: digits.Span, reason: str) -> Finding:
         h_page = (span.box[3] - span.box[1]) * reading.crop.scale()[1]
@@ -459,6 +483,7 @@ def unaccounted_rows(rows, readings) -> int:
                if run >= UNPROVEN_MIN_RUN and not all(_reads_clearly(ws) for ws in by_line.get(ln, [])))
 
 
+GLYPH_CHECK_BELOW_CONF = 80.0  # lines with a word read less surely than this are read again by glyphreader
 UNPROVEN_MIN_RUN = 10         # rows this long are checked (a glyph or two of a number may merge or be cut off)
 UNPROVEN_MIN_DIGITS = 8       # a reading with fewer digits is text, not a garbled number
 UNPROVEN_MIN_CONF = 50.0      # tesseract word confidence of a clear reading

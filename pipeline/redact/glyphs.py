@@ -90,3 +90,19 @@ def digit_run(img: np.ndarray, text_height: float, gap: float = 2.2) -> int:
         else:
             prev, count = None, 0
     return best
+
+
+def glyph_boxes(img: np.ndarray, text_height: float) -> list[tuple[int, int, int, int, int]]:
+    """The simple glyphs of the line's text height on a binarised line crop, left to right, as
+    (x, y, w, h, wide) boxes (`wide`: digits' worth of touching digits). Specks and stray marks of
+    another height are left out; rows are not split (noise can break a number's row in two)."""
+    table = _glyphs(img, text_height)
+    if table is None:
+        return []
+    x, y, w, h, wide, simple = table
+    if simple.sum() < 4:
+        return []
+    height = float(np.median(h[simple]))
+    keep = simple & (np.abs(h - height) <= 0.3 * height)
+    order = np.argsort(x, kind="stable")
+    return [(int(x[i]), int(y[i]), int(w[i]), int(h[i]), int(wide[i])) for i in order if keep[i]]

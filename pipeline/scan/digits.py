@@ -23,6 +23,8 @@ import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .. import blas
+
 MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "digits.npz"
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -387,6 +389,16 @@ def prepare_box(crop: np.ndarray) -> np.ndarray | None:
     mask = lut[labels[y0:y1, x0:x1]]
 
     # 5. normalise stroke width, scale the longer side to 20 px, centre by centre of mass in 28 x 28
+    return mask_to_input(mask)
+
+
+def mask_to_input(mask: np.ndarray) -> np.ndarray | None:
+    """A digit's ink mask (bool, cropped to the digit) as the classifier's input, the last step of
+    :func:`prepare_box`: thin strokes thickened, the longer side scaled to 20 px, centred by centre of mass
+    in 28 x 28, white on black in [0, 1]. None when there is no ink."""
+    p = PREP_PARAMS
+    if not mask.any():
+        return None
     target = p["target_long_side"]
     f = target / max(mask.shape)
     width_out = _stroke_width(mask) * f
@@ -502,6 +514,7 @@ class DigitClassifier:
         """Load a model file (default: the shipped pipeline/models/digits.npz); each path is read once and cached."""
         p = Path(path) if path is not None else MODEL_PATH
         key = str(p.resolve())
+        blas.one_thread()   # small batches: one BLAS thread is as fast, and does not spin against other processes
         with cls._lock:
             if key not in cls._cache:
                 with np.load(p, allow_pickle=False) as z:

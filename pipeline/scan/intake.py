@@ -22,7 +22,7 @@ from typing import Callable, TextIO
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from .. import config, db, layout as layout_mod, vault
+from .. import blas, config, db, layout as layout_mod, vault
 from ..errors import ConfigError
 from ..progress import Progress
 from ..track import receiving
@@ -161,31 +161,6 @@ def _die_with_parent() -> None:
         threading.Thread(target=watch, daemon=True).start()
 
 
-def _one_blas_thread() -> None:
-    """Each worker has a core of its own. OpenBLAS (the digit classifier's matrix products) would otherwise
-    run a thread per core in every worker, and under load those threads spin waiting for each other: reading a
-    field took ten times as long. The results do not depend on the number of threads. (OpenCV's threads are
-    left alone: cv2.setNumThreads in a child forked from a process that has used them hangs.)"""
-    import ctypes
-
-    try:
-        with open("/proc/self/maps", encoding="utf-8") as maps:
-            libraries = {line.split()[-1] for line in maps if "openblas" in line.rsplit("/", 1)[-1].lower()}
-    except OSError:
-        return
-    for library in libraries:
-        try:
-            handle = ctypes.CDLL(library)
-        except OSError:
-            continue
-        for name in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-                     "openblas_set_num_threads64_", "openblas_set_num_threads"):
-            setter = getattr(handle, name, None)
-            if setter is not None:
-                setter(1)
-                break
-
-
 def _reuse_page_buffers() -> None:
     """A worker allocates and frees the same few big buffers for every page. Handing them back to the kernel
     after each page and taking them again, page-faulted 4 KB at a time, cost ~10 ms a page. So Pillow keeps
@@ -209,7 +184,7 @@ def _worker_init(home: str, db_url: str) -> None:
     _die_with_parent()
     _fixed_mmap_threshold()
     _reuse_page_buffers()
-    _one_blas_thread()
+    blas.one_thread()
     global _WORKER_CTX
     os.environ["MYNUMBER_HOME"] = home
     os.environ["MYNUMBER_DB_URL"] = db_url

@@ -1,0 +1,83 @@
+"""A second reader for the proof: the scan pipeline's digit classifier, glyph by glyph.
+
+On a harsh copy (faint, noisy, blurred) tesseract can garble a printed number into letters and signs that are
+not a number, and a proof that only asks tesseract again would call the page clean while a person can still
+read the number. This reader does not depend on tesseract: the digit-like glyphs that `glyphs.py` finds on a
+line are cut one by one (touching digits split by width) from the grey line image, thresholded per glyph
+(Otsu: each glyph finds its own ink level), drawn as the classifier's 28 x 28 input the way `prepare_box`
+draws a box's digit, and classified (pipeline/scan/digits.py, trained on printed digits in many fonts as well
+as handwriting). A run of exactly 12 digits read with confidence, close together, whose check digit holds, is
+a number the redaction missed. Both ways up: which way the line is upright is not assumed.
+
+Nothing here logs or returns digits: only whether a number was seen.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .. import number
+from ..scan.digits import mask_to_input
+from . import glyphs
+
+MIN_CONFIDENCE = 0.9     # a glyph read as a digit with less is not a digit here (letters, broken glyphs)
+MAX_GAP = 3.0            # glyph heights between two digits of one number (full-width groups stay below)
+
+
+def _glyph_input(grey: np.ndarray, x0: int, y: int, x1: int, h: int) -> np.ndarray | None:
+    pad = 3
+    patch = grey[max(0, y - pad): y + h + pad, max(0, x0 - pad): x1 + pad]
+    if patch.size == 0:
+        return None
+    patch = cv2.GaussianBlur(patch, (0, 0), 0.8)
+    _, ink = cv2.threshold(patch, 0, 1, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return None
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.zeros(n, bool)
+    keep[1:] = areas >= 0.2 * areas.max()      # noise specks in the glyph's box are not part of it
+    mask = keep[labels]
+    ys, xs = np.nonzero(mask)
+    return mask_to_input(mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1])
+
+
+def _has_number(probs: np.ndarray, where: list[tuple]) -> bool:
+    """Whether glyph readings in reading order hold a run of exactly 12 confident digits, each within MAX_GAP
+    glyph heights of the next, with a valid check digit (a longer run is another kind of number, as in the
+    analysis)."""
+    sure = probs.max(axis=1) >= MIN_CONFIDENCE
+    digits = probs.argmax(axis=1)
+    n, start = len(sure), None
+    for i in range(n + 1):
+        if i < n and sure[i] and start is not None and _gap(where[i - 1], where[i]) <= MAX_GAP * where[i][3]:
+            continue
+        if start is not None and i - start == number.LENGTH:
+            if number.is_valid_digits("".join(str(int(d)) for d in digits[start:i])):
+                return True
+        start = i if i < n and sure[i] else None
+    return False
+
+
+def _gap(a: tuple, b: tuple) -> float:
+    return max(b[0] - (a[0] + a[2]), a[0] - (b[0] + b[2]), 0)
+
+
+def sees_number(binary: np.ndarray, grey: np.ndarray, text_height: float, classifier) -> bool:
+    """Whether the classifier reads a valid 12-digit number on a line: `binary` the binarised line crop (where
+    the glyphs are found), `grey` the same crop unbinarised (what is read), dark ink on light."""
+    images, where = [], []
+    for x, y, w, h, wide in glyphs.glyph_boxes(binary, text_height):
+        for k in range(wide):
+            x0, x1 = x + (w * k) // wide, x + (w * (k + 1)) // wide
+            image = _glyph_input(grey, x0, y, x1, h)
+            if image is not None:
+                images.append(image)
+                where.append((x0, y, x1 - x0, h))
+    if len(images) < number.LENGTH:
+        return False
+    batch = np.stack(images)
+    if _has_number(classifier.predict_proba(batch), where):
+        return True
+    turned = classifier.predict_proba(np.ascontiguousarray(batch[:, ::-1, ::-1]))
+    return _has_number(turned[::-1], where[::-1])
