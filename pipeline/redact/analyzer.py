@@ -260,7 +260,7 @@ class OcrNumberAnalyzer:
         self.probe_orientation = probe_orientation
         # 12 digits, with room for three lost to noise or to broken or touching glyphs
         self.min_digits = min_digits
-        # the proof's rule: a row of 12 digit-like glyphs must be read, not just "not read as a number"
+        # the proof's rule: a long row of digit-like glyphs must be read clearly, not just "not read as a number"
         self.account_rows = account_rows
 
     # -- steps, separately testable

@@ -298,7 +298,7 @@ def cut(gray: np.ndarray, crop: LineCrop, binarise: bool = True,
     a local threshold turns large dark areas - a card edge, the scanner lid - into white).
 
     Polarity (light text on a dark card) is judged on the middle of the crop, or on `polarity_box`.
-    `despeckle` (binarised digit lines only): see :func:`despeckle`."""
+    `despeckle` (binarised digit lines only): see :func:`_despeckle`."""
     w, h = crop.size
     img = cv2.warpAffine(gray, crop.matrix, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                          borderMode=cv2.BORDER_REPLICATE)
@@ -334,7 +334,8 @@ def _despeckle(bw: np.ndarray, text_height: float) -> np.ndarray:
         return bw
     th = max(text_height, 4.0)
     w_img = bw.shape[1]
-    x, w, h, area = st[:, cv2.CC_STAT_LEFT], st[:, cv2.CC_STAT_WIDTH], st[:, cv2.CC_STAT_HEIGHT], st[:, cv2.CC_STAT_AREA]
+    x, w = st[:, cv2.CC_STAT_LEFT], st[:, cv2.CC_STAT_WIDTH]
+    h, area = st[:, cv2.CC_STAT_HEIGHT], st[:, cv2.CC_STAT_AREA]
     hyphen = (w >= 2.5 * h) & (w >= 0.2 * th)
     speck = (area < 0.06 * th * th) & (np.maximum(w, h) < 0.36 * th) & ~hyphen
     rule = ((x == 0) | (x + w >= w_img)) & (h >= 0.8 * th) & (w < 0.25 * th)
