@@ -29,6 +29,7 @@ for p in (str(REPO), str(REPO / "tools")):
     if p not in sys.path:
         sys.path.insert(0, p)
 
+from bench.common import classifier_speed  # noqa: E402
 from calibrate_digits import accepted_mask, digit_pool, make_fields, read_fields  # noqa: E402
 from pipeline.scan import fusion  # noqa: E402
 from pipeline.scan.digits import MODEL_PATH, DigitClassifier, prepare_box  # noqa: E402
@@ -127,15 +128,7 @@ def main(argv=None) -> int:
 
     # speed, one core
     batch = np.stack([p for p in (prepare_box(synth_box_crop(x[i], rng)) for i in range(12)) if p is not None])
-    # CPU time of this process (time.process_time), so other load on a shared machine does not count; the
-    # wall-clock figure is shown beside it
-    clf.predict_proba(batch)
-    reps, t, tw = 0, time.process_time(), time.perf_counter()
-    while time.process_time() - t < 2.0:
-        clf.predict_proba(batch)
-        reps += 1
-    per_digit = (time.process_time() - t) / (reps * len(batch))
-    per_digit_wall = (time.perf_counter() - tw) / (reps * len(batch))
+    per_digit, per_digit_wall = classifier_speed(clf, batch)
     crops = [synth_box_crop(x[i], rng) for i in range(200)]
     t = time.process_time()
     for c in crops:

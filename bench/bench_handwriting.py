@@ -96,17 +96,14 @@ def _one_page(task):
     return result, seconds
 
 
-def _classifier_digits_per_second(fields: int = 200) -> float:
+def _classifier_digits_per_second() -> float:
     """The classifier alone (the shipped model, every network of its ensemble), a field's 12 boxes per call
-    as the intake calls it, on one BLAS thread."""
+    as the intake calls it, on one BLAS thread (set when the model is loaded, as in the intake's workers);
+    CPU time, so other load on the machine does not count."""
+    from bench.common import classifier_speed
     from pipeline.scan.digits import DigitClassifier
-    clf = DigitClassifier.load()        # sets one BLAS thread, as in the intake's workers
-    x = np.random.default_rng(0).random((fields, 12, 28, 28)).astype(np.float32)
-    clf.predict_proba(x[0])
-    t0 = time.perf_counter()
-    for f in x:
-        clf.predict_proba(f)
-    return fields * 12 / (time.perf_counter() - t0)
+    x = np.random.default_rng(0).random((12, 28, 28)).astype(np.float32)
+    return 1.0 / classifier_speed(DigitClassifier.load(), x)[0]
 
 
 def main() -> None:

@@ -13,12 +13,12 @@ _done = False
 
 
 def one_thread() -> None:
-    """Let OpenBLAS use one thread in this process (once; later calls do nothing). OpenCV's threads are left
+    """Let OpenBLAS use one thread in this process (once it has been set, later calls do nothing; a call made
+    before numpy has loaded OpenBLAS sets nothing and is repeated by the next). OpenCV's threads are left
     alone: cv2.setNumThreads in a child forked from a process that has used them hangs."""
     global _done
     if _done:
         return
-    _done = True
     try:
         with open("/proc/self/maps", encoding="utf-8") as maps:
             libraries = {line.split()[-1] for line in maps if "openblas" in line.rsplit("/", 1)[-1].lower()}
@@ -34,4 +34,5 @@ def one_thread() -> None:
             setter = getattr(handle, name, None)
             if setter is not None:
                 setter(1)
+                _done = True
                 break

@@ -350,15 +350,17 @@ class OcrNumberAnalyzer:
         if not rows:
             return []
         readings = yield from self.read_steps(page, cuts, lines, rows)
+        spans_of = [digits.spans(digits.tokens_from_words(r.words)) for r in readings]
         if self.account_rows:
             page.unproven += unaccounted_rows(rows, readings)
-            page.unproven += self._seen_by_glyph_reader(page, cuts, rows, readings)
+            read_by_ocr = {r.crop.line for r, spans in zip(readings, spans_of) if any(s.valid for s in spans)}
+            page.unproven += self._seen_by_glyph_reader(page, cuts, rows, readings, read_by_ocr)
         # a number read confidently with a valid check digit is sure; anything else 12 digits long gets a
         # second look
         sure: list[tuple[_Reading, digits.Span, str]] = []
         doubtful: list[tuple[_Reading, digits.Span]] = []
-        for reading in readings:
-            for span in digits.spans(digits.tokens_from_words(reading.words)):
+        for reading, spans in zip(readings, spans_of):
+            for span in spans:
                 if span.valid and span.conf >= self.high_conf:
                     sure.append((reading, span, "check digit"))
                 elif span.valid or span.conf >= self.low_conf:
@@ -373,12 +375,10 @@ class OcrNumberAnalyzer:
     def analyze(self, page: PageImage) -> list[Finding]:
         return run_steps(self.steps(page))
 
-    def _seen_by_glyph_reader(self, page: PageImage, cuts: _Cuts, rows, readings) -> int:
+    def _seen_by_glyph_reader(self, page: PageImage, cuts: _Cuts, rows, readings, read_by_ocr: set) -> int:
         """Rows of digit-like glyphs on which the digit classifier (glyphreader.py) reads a valid number
-        that tesseract did not read as one: a number the redaction missed."""
+        that tesseract did not read as one (`read_by_ocr`: lines it did): a number the redaction missed."""
         from ..scan.digits import DigitClassifier
-        read_by_ocr = {r.crop.line for r in readings
-                       if any(s.valid for s in digits.spans(digits.tokens_from_words(r.words)))}
         # a line tesseract read with confidence throughout is what it says: only doubtful readings get a
         # second reader (it costs ~10 ms a line)
         doubtful = {r.crop.line for r in readings if any(float(w.conf) < GLYPH_CHECK_BELOW_CONF for w in r.words)}
