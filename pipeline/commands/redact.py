@@ -119,8 +119,8 @@ def _print_text(report: dict) -> None:
         proof = page["proof"]
         verdict = "proof clean" if proof["clean"] else (
             f"FAILED: {proof['numbers_readable']} number(s) and {proof['barcodes_readable']} barcode(s) "
-            f"still readable" + (f", {proof['unproven_rows']} row(s) of digits not readable clearly (a person "
-                                 f"must check them)" if proof.get("unproven_rows") else ""))
+            f"still readable" + (f", {proof['unproven_rows']} row(s) of digits that may still hold a number (a "
+                                 f"person must check them)" if proof.get("unproven_rows") else ""))
         print(f"{name} page {page['page']}: {page['numbers_covered']} number(s) and "
               f"{page['barcodes_covered']} barcode(s) covered with {len(page['boxes'])} box(es); {verdict}")
     if report["status"] == "clean":
