@@ -184,8 +184,11 @@ def test_disposal_end_to_end_erases_numbers_and_scans_and_certifies_by_document_
     assert run_event.details == {"method": "dissolving", "executor": "佐藤 一郎", "manager": "manager",
                                  "contractor": "東京溶解センター", "certificate_number": "YK-2033-0042",
                                  "due_by": seven_years.isoformat(), "documents": 4, "numbers_erased": 2,
-                                 "files_erased": 4, "boxes": ["BOX-42"], "differences": 0,
+                                 "files_erased": 5, "boxes": ["BOX-42"], "differences": 0,
                                  "ahead_of_plan": 3}    # all but the ID copy were due later than today
+    # five files: four page scans and the numbers read on the ID copy (sealed for the ID-copy check)
+    assert sorted(e.details["kind"] for e in events(home, "file.erased")) == \
+        ["id_copy_redacted", "id_numbers", "page", "page", "page"]
     erased = {e.details["field"] for e in events(home, "number.erased")}
     assert erased == {"self", "dependent1"}
     assert {e.object_id for e in events(home, "document.disposed")} == {d.code for d in e0101.values()}

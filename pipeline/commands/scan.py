@@ -57,6 +57,8 @@ def report(summary, as_json: bool) -> None:
         print("pages: " + ", ".join(f"{k} {v}" for k, v in sorted(s["statuses"].items())))
     if s["fields"]:
         print("number fields: " + ", ".join(f"{k} {v}" for k, v in sorted(s["fields"].items())))
+    if s["settled_by_id_copy"]:
+        print(f"review items settled by the number on the kit's ID copy: {s['settled_by_id_copy']}")
     for problem in s["problems"]:
         print(f"problem: {problem}", file=sys.stderr)
 

@@ -85,6 +85,9 @@ class Finding:
     labelled: bool
     reason: str                  # "check digit", "label", "barcode payload"
     masked: str = ""             # e.g. "********9018"; never the number
+    # The number itself when its check digit is valid, for the one caller that needs it (the scan intake
+    # compares a kit's ID copy with its handwritten form); in memory only, never in a repr or in JSON.
+    digits: str = field(default="", repr=False, compare=False)
 
     def bbox(self) -> tuple[float, float, float, float]:
         pts = [p for q in self.quads for p in q]
@@ -402,7 +405,7 @@ class OcrNumberAnalyzer:
         margin = max(self.margin_height * h_page, self.margin_mm * dpi / 25.4, 2.0)
         quad = _quad_of_box(reading.crop, span.box, margin)
         return Finding(ENTITY, "ocr", (quad,), round(span.conf / 100.0, 3), span.valid, reason == "label", reason,
-                       span.masked)
+                       span.masked, span.digits if span.valid else "")
 
     def _second_look(self, page: PageImage, doubtful) -> Steps:
         """Read the neighbourhood of each doubtful span with the Japanese model (one call for all): a label
@@ -492,16 +495,18 @@ UNPROVEN_SPAN_CONF = 92.0     # ... and of 12 digits whose check digit fails (no
 
 # ------------------------------------------------------------------------------------------ barcodes
 
-def payload_numbers(text: str) -> list[tuple[bool, bool]]:
-    """(valid check digit, labelled) for each 12-digit run in a barcode payload; never the digits."""
+def _payload_runs(text: str) -> tuple[bool, list[str]]:
+    """Whether a barcode payload is labelled as a My Number, and its distinct 12-digit runs."""
     folded = unicodedata.normalize("NFKC", text or "")
     labelled = any(label in folded for label in LABELS) or bool(re.search(r"my\s*number|\bmn\b", folded, re.I))
-    seen, out = set(), []
-    for run in digits.digit_runs(folded) + re.findall(r"\d+", folded):
-        if len(run) == number.LENGTH and run not in seen:
-            seen.add(run)
-            out.append((number.is_valid_digits(run), labelled))
-    return out
+    runs = digits.digit_runs(folded) + re.findall(r"\d+", folded)
+    return labelled, list(dict.fromkeys(run for run in runs if len(run) == number.LENGTH))
+
+
+def payload_numbers(text: str) -> list[tuple[bool, bool]]:
+    """(valid check digit, labelled) for each 12-digit run in a barcode payload; never the digits."""
+    labelled, runs = _payload_runs(text)
+    return [(number.is_valid_digits(run), labelled) for run in runs]
 
 
 class BarcodeAnalyzer:
@@ -534,9 +539,9 @@ class BarcodeAnalyzer:
             img = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_CUBIC)
         found: list[Finding] = []
         for bc in zxingcpp.read_barcodes(img, formats=self.formats()):
-            hits = payload_numbers(bc.text)
-            hit = next(((v, lab) for v, lab in hits if v or lab), None)
-            if hit is None:
+            labelled, runs = _payload_runs(bc.text)
+            valid = [run for run in runs if number.is_valid_digits(run)]
+            if not valid and not (runs and labelled):
                 continue
             pos = bc.position
             pts = np.array([[pos.top_left.x, pos.top_left.y], [pos.top_right.x, pos.top_right.y],
@@ -546,7 +551,8 @@ class BarcodeAnalyzer:
             side = max(np.linalg.norm(pts[1] - pts[0]), np.linalg.norm(pts[3] - pts[0]), 10.0)
             grow = 1 + 2 * self.margin + 8.0 / side
             quad = tuple((round(float(x), 1), round(float(y), 1)) for x, y in c + (pts - c) * grow)
-            found.append(Finding(ENTITY, "barcode", (quad,), 1.0, hit[0], hit[1], "barcode payload", ""))
+            found.append(Finding(ENTITY, "barcode", (quad,), 1.0, bool(valid), labelled, "barcode payload", "",
+                                 valid[0] if valid else ""))
         return found
 
     def analyze(self, page: PageImage) -> list[Finding]:

@@ -69,6 +69,11 @@ class RedactionResult:
         """Numbers covered because of a label although their check digit failed."""
         return sum(1 for f in self.findings if f.reason == "label")
 
+    def numbers_read(self) -> list[str]:
+        """The valid numbers this page showed (printed or in a code), to compare with the kit's handwritten
+        form. In memory only: the caller seals them; never log or print them."""
+        return sorted({f.digits for f in self.findings if f.check_digit_ok and f.digits})
+
     def event(self) -> dict:
         """What an event log may record about this page: counts, never a number."""
         return {"numbers_covered": self.numbers_covered, "barcodes_covered": self.barcodes_covered,

@@ -231,11 +231,51 @@ def decide(reading: FieldReading, rule: AcceptRule | None = None, *,
     return "review"
 
 
+# --- agreement with a number-check document ----------------------------------------------------------------
+# The kit's ID copy (card back, notification card, residence certificate) carries the person's number in print;
+# the redactor reads it (check digit valid, usually also from the card's QR code). A handwritten field the rule
+# above does not accept is settled when its boxes agree with such a number: in every box the document's digit
+# is what the classifier read, or, in at most DOCUMENT_MAX_DIFFERING boxes, a reading the classifier was unsure
+# of (its top digit below DOCUMENT_MAX_CONFIDENCE) and that gives the document's digit a fair chance (at least
+# DOCUMENT_MIN_PROBABILITY). A digit written clearly otherwise is a slip of the pen, or another person's
+# number: that field goes to review. Chosen with tools/calibrate_digits.py --document-match on held-out digits.
+DOCUMENT_MAX_DIFFERING = 2
+DOCUMENT_MAX_CONFIDENCE = 0.9
+DOCUMENT_MIN_PROBABILITY = 0.02
+
+
+@dataclass(frozen=True)
+class DocumentAgreement:
+    agrees: bool
+    differing: int     # boxes whose most likely digit is not the document's
+    reason: str        # why not, for the review item (never a digit)
+
+
+def agrees_with_document(probs: np.ndarray, document_digits: str, *,
+                         max_differing: int = DOCUMENT_MAX_DIFFERING,
+                         max_confidence: float = DOCUMENT_MAX_CONFIDENCE,
+                         min_probability: float = DOCUMENT_MIN_PROBABILITY) -> DocumentAgreement:
+    """Whether twelve boxes' probabilities are a reading of `document_digits` (see the comment above)."""
+    if not number.is_valid_digits(document_digits):
+        raise ValueError("a number-check document's number must satisfy the check digit")
+    p = _as_probs(probs)
+    want = np.array([int(c) for c in document_digits])
+    top = p.argmax(axis=1)
+    differ = np.flatnonzero(top != want)
+    if len(differ) > max_differing:
+        return DocumentAgreement(False, len(differ), f"{len(differ)} boxes read otherwise")
+    for i in differ:
+        if p[i, top[i]] >= max_confidence or p[i, want[i]] < min_probability:
+            return DocumentAgreement(False, len(differ), "a box is clearly written otherwise")
+    return DocumentAgreement(True, len(differ), "")
+
+
 @dataclass(frozen=True)
 class FieldResult:
     decision: str                      # "accept" | "review" | "miswritten" | "blank"
     reading: FieldReading | None       # None when a box was empty
     empty_boxes: int
+    probs: np.ndarray | None = field(default=None, repr=False, compare=False)   # (12, 10) when no box is empty
 
 
 def read_field(crops, classifier=None, rule: AcceptRule | None = None) -> FieldResult:
@@ -253,4 +293,4 @@ def read_field(crops, classifier=None, rule: AcceptRule | None = None) -> FieldR
     if n_empty:
         return FieldResult("review", None, n_empty)
     reading = best_valid(probs)
-    return FieldResult(decide(reading, rule), reading, 0)
+    return FieldResult(decide(reading, rule), reading, 0, np.asarray(probs, dtype=np.float32))

@@ -53,6 +53,7 @@ class Summary:
     fields: Counter = field(default_factory=Counter)
     kits: set = field(default_factory=set)
     problems: list[str] = field(default_factory=list)
+    settled_by_id_copy: int = 0     # review items settled by a number read on the kit's ID copy
     seconds: float = 0.0
 
     @property
@@ -62,6 +63,7 @@ class Summary:
     def as_dict(self) -> dict:
         return {"summary": {"files": self.files, "pages": self.pages, "already_recorded": self.skipped,
                             "statuses": dict(self.statuses), "fields": dict(self.fields), "kits": len(self.kits),
+                            "settled_by_id_copy": self.settled_by_id_copy,
                             "problems": self.problems, "seconds": round(self.seconds, 3),
                             "pages_per_minute": round(60 * self.pages / self.seconds, 1) if self.seconds else None}}
 
@@ -282,7 +284,7 @@ class Intake:
     def _finish(self, facts: PageFacts | None, pending, state: "_FileState", summary: Summary,
                 json_out: TextIO | None) -> None:
         if facts is None:
-            self._context(state, *pending)
+            self._context(state, *pending, summary)
             return
         if isinstance(pending, Future):
             facts = pending.result()
@@ -290,20 +292,24 @@ class Intake:
             facts.status = "id_copy" if state.previous_kit else "unassigned"
             facts.kit_code = state.previous_kit
         page_id = self._record(facts, summary, json_out)
-        self._context(state, facts.status, facts.kit_code, page_id)
+        self._context(state, facts.status, facts.kit_code, page_id, summary)
 
-    def _context(self, state: "_FileState", status: str, kit_code: str | None, page_id: int | None) -> None:
+    def _context(self, state: "_FileState", status: str, kit_code: str | None, page_id: int | None,
+                 summary: Summary) -> None:
         if status in ("kit_page", "duplicate") and kit_code:
-            self._flush_pending(state.pending, kit_code)
+            summary.settled_by_id_copy += self._flush_pending(state.pending, kit_code)
             state.previous_kit = kit_code
         elif status == "unassigned" and page_id is not None:
             state.pending.append(page_id)
 
-    def _flush_pending(self, pending: list[int], kit_code: str | None) -> None:
+    def _flush_pending(self, pending: list[int], kit_code: str | None) -> int:
+        settled = 0
         if pending and kit_code:
             with db.session_scope(self.settings.db_url) as session:
-                receiving.assign_unassigned(session, pending, kit_code, actor=self.actor, site=self.site)
+                settled = receiving.assign_unassigned(session, self.sealer, pending, kit_code, actor=self.actor,
+                                                      site=self.site)
             pending.clear()
+        return settled
 
     def _record(self, facts: PageFacts, summary: Summary, json_out: TextIO | None) -> int | None:
         with db.session_scope(self.settings.db_url) as session:
@@ -315,6 +321,7 @@ class Intake:
             status, message, page_id = page.status, page.message, page.id
         summary.pages += 1
         summary.statuses[status] += 1
+        summary.settled_by_id_copy += facts.settled_by_id_copy
         for f in facts.fields:
             summary.fields[receiving.READER_STATUS[f.decision]] += 1
         if facts.kit_code:

@@ -126,7 +126,9 @@ def read_numbers(work: PageWork, ctx: IntakeContext) -> None:
                                confidence=None if reading is None else float(reading.probability))
         if result.decision == "accept":
             outcome.digits = reading.digits
-        elif 0 < result.empty_boxes < 12:
+        else:
+            outcome.probs = result.probs     # None when a box is empty
+        if 0 < result.empty_boxes < 12:
             outcome.decision, outcome.reason = "review", f"{result.empty_boxes} of 12 boxes empty"
         elif result.decision in ("review", "miswritten") and reading is not None and ctx.second_reader:
             unsure.append((outcome, crops, reading))
@@ -137,7 +139,7 @@ def read_numbers(work: PageWork, ctx: IntakeContext) -> None:
             if other is None or other != reading.raw_digits:
                 continue
             if number.is_valid_digits(other):
-                outcome.decision, outcome.digits, outcome.reason = "accept", other, None
+                outcome.decision, outcome.digits, outcome.reason, outcome.probs = "accept", other, None, None
                 outcome.confidence = float(reading.posterior_of_raw)
                 work.facts.checks.setdefault("agreed_by_two_readers", []).append(outcome.field)
             else:
@@ -183,6 +185,7 @@ def redact_id_copies(work: PageWork, ctx: IntakeContext) -> None:
         work.facts.message = (f"the ID copy could not be proven clean after redaction ({getattr(exc, 'message', exc)}); "
                               "it was not stored: black it out by hand")
         return
+    work.facts.id_numbers = result.numbers_read()
     work.facts.checks["numbers_covered"] = int(result.numbers_covered)
     work.facts.checks["barcodes_covered"] = int(getattr(result, "barcodes_covered", 0))
     work.facts.checks["proof_clean"] = bool(result.proof_clean)

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..errors import NotFound, StateError, UsageError
-from . import audit, documents as documents_mod, retention, states
+from . import audit, documents as documents_mod, idcheck, retention, states
 from .models import (DisposalBatch, Document, Event, Kit, NumberRecord, Person, ReviewItem, ScannedPage,
                      StorageLocation, StoredFile, utcnow)
 from .sealed import destroy_key
@@ -222,6 +222,8 @@ def _dispose(session: Session, document: Document, batch: DisposalBatch, outcome
         return
     if page.stored_file_id is not None:
         _erase_file(session, session.get(StoredFile, page.stored_file_id), document, batch, outcome, actor=actor)
+    _erase_file(session, _named(session, idcheck.ID_NUMBERS, idcheck.id_numbers_name(page)), document, batch,
+                outcome, actor=actor)
     records = session.execute(select(NumberRecord).where(NumberRecord.scanned_page_id == page.id)
                               .order_by(NumberRecord.field)).scalars().all()
     for record in records:
@@ -238,6 +240,10 @@ def _erase_file(session: Session, stored: StoredFile | None, document: Document,
                  details={"batch": batch.code, "kind": stored.kind, "stored_file": stored.id})
 
 
+def _named(session: Session, kind: str, name: str) -> StoredFile | None:
+    return session.execute(select(StoredFile).where(StoredFile.relpath == f"{kind}/{name}.bin")).scalar_one_or_none()
+
+
 def _erase_number(session: Session, record: NumberRecord, kit: Kit, page: ScannedPage, document: Document,
                   batch: DisposalBatch, outcome: Outcome, *, actor: str) -> None:
     had_number = record.ciphertext is not None or record.number_hash is not None
@@ -247,10 +253,11 @@ def _erase_number(session: Session, record: NumberRecord, kit: Kit, page: Scanne
     # Crops of the field (kept for review, or as evidence of a miswritten number) are scans of the number too.
     crops = {item.crop_file_id for item in session.execute(
         select(ReviewItem).where(ReviewItem.number_record_id == record.id)).scalars() if item.crop_file_id}
-    by_name = session.execute(select(StoredFile.id).where(
-        StoredFile.relpath == f"field_crop/{kit.code}-{record.field}-{page.id}.bin")).scalar_one_or_none()
-    if by_name is not None:
-        crops.add(by_name)
+    # ... and so is the classifier's reading of it, kept for the ID-copy check
+    for kind in ("field_crop", idcheck.FIELD_READING):
+        by_name = _named(session, kind, idcheck.reading_name(kit, record.field, page.id))
+        if by_name is not None:
+            crops.add(by_name.id)
     for crop_id in sorted(crops):
         _erase_file(session, session.get(StoredFile, crop_id), document, batch, outcome, actor=actor)
     for item in session.execute(select(ReviewItem).where(ReviewItem.number_record_id == record.id,

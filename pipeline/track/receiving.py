@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..kit.compose import fields_in_use
-from . import audit, refusals
+from . import audit, idcheck, refusals
 from .models import Document, Kit, NumberRecord, ReviewItem, ScannedPage, utcnow
 from .sealed import Sealer
 
@@ -28,6 +29,9 @@ class FieldOutcome:
     digits: str | None = field(default=None, repr=False)   # only for accept; never logged
     crop_png: bytes | None = field(default=None, repr=False)
     reason: str | None = None
+    # (12, 10) per-box probabilities of a field left for review, kept sealed with its review item so that the
+    # kit's ID copy can settle it (pipeline/track/idcheck.py); they say what the boxes hold: never logged.
+    probs: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -45,6 +49,9 @@ class PageFacts:
     fields: list[FieldOutcome] = field(default_factory=list)
     image_bytes: bytes | None = field(default=None, repr=False)   # the page as stored (redacted for ID copies)
     image_kind: str = "page"
+    # valid numbers the redactor read on an ID copy (sealed when recorded; never logged)
+    id_numbers: list[str] = field(default_factory=list, repr=False)
+    settled_by_id_copy: int = 0    # set by record_page: review items of the kit its ID copies settled
 
 
 def serialise(session: Session) -> None:
@@ -87,6 +94,8 @@ def record_page(session: Session, sealer: Sealer, facts: PageFacts, *, actor: st
         stored = sealer.store_file(session, facts.image_kind, f"{facts.source_sha256[:20]}-{facts.page_index}",
                                    facts.image_bytes, kit_id=kit.id if kit else None)
         page.stored_file_id = stored.id
+    if facts.id_numbers and status in ("kit_page", "id_copy", "unassigned"):
+        idcheck.store_id_numbers(session, sealer, page, facts.id_numbers)
     if kit is None:
         audit.append(session, actor=actor, action=f"page.{status}", object_type="scan", object_id=facts.source_sha256[:16],
                      site=site, details={**where, "reason": facts.message} | _public_checks(facts.checks))
@@ -98,25 +107,38 @@ def record_page(session: Session, sealer: Sealer, facts: PageFacts, *, actor: st
                  details={**where, "document": facts.document, "doc_page": facts.doc_page} | _public_checks(facts.checks))
     for outcome in facts.fields:
         _record_field(session, sealer, kit, page, outcome, actor=actor, site=site)
+    facts.settled_by_id_copy = settle_with_id_copies(session, sealer, kit, actor=actor, site=site)
     recompute(session, kit, actor=actor, site=site)
     return page
 
 
-def assign_unassigned(session: Session, pages: list[int], kit_code: str, *, actor: str, site: str | None) -> None:
+def settle_with_id_copies(session: Session, sealer: Sealer, kit: Kit, *, actor: str, site: str | None) -> int:
+    """Review items of the kit that its ID copies settle ([review] settle_with_id_copy, on by default)."""
+    if not sealer.settings.section("review").get("settle_with_id_copy", True):
+        return 0
+    return idcheck.settle(session, sealer, kit, actor=actor, site=site)
+
+
+def assign_unassigned(session: Session, sealer: Sealer, pages: list[int], kit_code: str, *, actor: str,
+                      site: str | None) -> int:
+    """Give untagged pages (ID copies) to a kit; returns how many of its review items they settled."""
     serialise(session)
     kit = _kit(session, kit_code)
     if kit is None:
-        return
+        return 0
     for page_id in pages:
         page = session.get(ScannedPage, page_id)
         if page is None or page.status != "unassigned":
             continue
         page.status, page.kit_id = "id_copy", kit.id
         page.message = "untagged page assigned to the kit of the next tagged page"
+        idcheck.assign_id_numbers(session, page)
         add_document(session, kit, page, actor=actor, site=site)
         audit.append(session, actor=actor, action="idcopy.assigned", object_type="kit", object_id=kit.code, site=site,
                      details={"file": page.source_name, "page": page.page_index})
+    settled = settle_with_id_copies(session, sealer, kit, actor=actor, site=site)
     recompute(session, kit, actor=actor, site=site)
+    return settled
 
 
 def add_document(session: Session, kit: Kit, page: ScannedPage, *, actor: str, site: str | None) -> Document:
@@ -180,6 +202,8 @@ def _record_field(session: Session, sealer: Sealer, kit: Kit, page: ScannedPage,
     if status == "review":
         session.add(ReviewItem(number_record_id=record.id, crop_file_id=crop_id,
                                reason=reason or "the reader is not sure of every digit"))
+        if outcome.probs is not None:
+            idcheck.store_reading(session, sealer, kit, outcome.field, page.id, outcome.probs)
     details = {"field": outcome.field, "status": status, "file": page.source_name, "page": page.page_index}
     if outcome.confidence is not None:
         details["confidence"] = round(outcome.confidence, 6)
