@@ -36,6 +36,10 @@ allow_same_operator = false
 # 1,000 fields when 2 % of people miswrite theirs; about 1 miswritten number in 80 is accepted as the valid
 # number the reader saw in it, and the handwriting benchmark measured 3 wrong in 1,000 (10 % miswritten).
 handwriting_rule = "strict"
+# A handwritten field left for review is settled when its boxes agree with the number printed on the kit's own
+# number-check document (card back, notification card or residence certificate on the ID-copy sheet, or a loose
+# copy scanned with the kit): at most two boxes may read otherwise, each one the reader was unsure of.
+settle_with_id_copy = true
 
 [handlers]
 # A handler whose training is older than this cannot reveal or export numbers.

@@ -241,10 +241,11 @@ def _phone(rng) -> str:
 CARD_SIZE = (1011, 638)  # 85.6 x 54 mm at 300 dpi
 
 
-def card_back(rng, grouping="space", dark=False, valid=True) -> Canvas:
+def card_back(rng, grouping="space", dark=False, valid=True, digits: str | None = None) -> Canvas:
+    """`digits`: the number to print (default: a random one, valid or not)."""
     bg, fg = ((38, 48, 70), (240, 240, 240)) if dark else ((236, 242, 250), (25, 25, 30))
     c = Canvas(CARD_SIZE, bg, fg)
-    digits = random_number(rng, valid)
+    digits = digits or random_number(rng, valid)
     c.text((40, 52), "個人番号", font(30))
     c.number((200, 30), digits, grouping, font(60 if grouping != "fullwidth" else 52, latin=True, bold=True))
     c.text((40, 170), "氏名", font(26))
@@ -259,12 +260,12 @@ def card_back(rng, grouping="space", dark=False, valid=True) -> Canvas:
     return c
 
 
-def notification_card(rng, grouping="space", dark=False, valid=True) -> Canvas:
+def notification_card(rng, grouping="space", dark=False, valid=True, digits: str | None = None) -> Canvas:
     bg, fg = ((30, 60, 45), (240, 240, 235)) if dark else ((228, 244, 232), (20, 30, 25))
     c = Canvas(CARD_SIZE, bg, fg)
     c.text((360, 24), "通知カード", font(44))
     c.text((40, 118), "個人番号", font(30))
-    c.number((200, 110), random_number(rng, valid), grouping, font(40, latin=True))
+    c.number((200, 110), digits or random_number(rng, valid), grouping, font(40, latin=True))
     c.text((40, 200), "氏名", font(30))
     c.text((200, 198), _name(rng), font(32))
     c.text((40, 270), "住所", font(30))
@@ -410,15 +411,16 @@ def _skew(sample: Sample, degrees: float, fill) -> Sample:
 def make_sample(kind: str = "card_back", seed: int = 0, *, grouping: str = "space", rotation: int = 0,
                 skew: float = 0.0, background: str = "light", contrast: float = 1.0, noise: float = 0.0,
                 blur: float = 0.0, jpeg: int | None = None, gray: bool = False, valid: bool = True,
-                invalid_member: int | None = None, margin: int = 60) -> Sample:
+                invalid_member: int | None = None, margin: int = 60, digits: str | None = None) -> Sample:
     """Draw one page. rotation in degrees counter-clockwise (0/90/180/270); skew in degrees; contrast < 1
-    squeezes the grey range towards mid-grey; noise is the std. dev. of Gaussian noise (0-255 scale)."""
+    squeezes the grey range towards mid-grey; noise is the std. dev. of Gaussian noise (0-255 scale).
+    `digits`: the number a card_back or notification card shows (default: random)."""
     rng = random.Random(f"{kind}:{seed}")
     dark = background == "dark"
     if kind == "card_back":
-        canvas, dpi = card_back(rng, grouping, dark, valid), 300
+        canvas, dpi = card_back(rng, grouping, dark, valid, digits), 300
     elif kind == "notification":
-        canvas, dpi = notification_card(rng, grouping, dark, valid), 300
+        canvas, dpi = notification_card(rng, grouping, dark, valid, digits), 300
     elif kind == "residence":
         canvas, dpi = residence(rng, grouping, valid, invalid_member=invalid_member), 200
     elif kind == "sheet":

@@ -234,6 +234,52 @@ def pool_from_harvest(path: Path, clf: DigitClassifier) -> dict:
     return {"probs": probs, "labels": y, "empty": empty, "src": np.arange(len(y))}
 
 
+def near_number(valid: str, rng: np.random.Generator) -> str:
+    """Another valid number as close to ``valid`` as a misread can make it: one digit changed and the check
+    digit recomputed (equal in one case in eleven or so, when both residues give check digit 0)."""
+    while True:
+        s = list(valid[:11])
+        i = int(rng.integers(11))
+        s[i] = str((int(s[i]) + int(rng.integers(1, 10))) % 10)
+        base = "".join(s)
+        out = base + str(number.check_digit(base))
+        if out != valid:
+            return out
+
+
+def document_match_table(pool: dict, rng: np.random.Generator, n: int) -> list[dict]:
+    """How fusion.agrees_with_document behaves on held-out fields, for a grid of its parameters.
+
+    For each field the document shows: the intended number (valid fields: settled is right; miswritten fields:
+    settled gives the person's true number although the form is wrong), a valid number one misread away from
+    the intended one (settled would be a wrong number), and an unrelated valid number."""
+    by_label = [np.flatnonzero((pool["labels"] == d) & ~pool["empty"]) for d in range(10)]
+
+    def probs_of(written: str) -> np.ndarray:
+        return pool["probs"][[by_label[int(c)][rng.integers(len(by_label[int(c)]))] for c in written]]
+
+    cases = []
+    for k in range(n):
+        intended = random_valid(rng)
+        cases.append(("valid", probs_of(intended), intended, near_number(intended, rng), random_valid(rng)))
+        written = miswrite(intended, rng, "substitution" if k % 2 == 0 else "transposition")
+        cases.append(("miswritten", probs_of(written), intended, near_number(intended, rng), random_valid(rng)))
+    rows = []
+    for differing in (1, 2, 3):
+        for max_conf in (0.8, 0.9, 0.95, 0.99):
+            for min_prob in (0.001, 0.005, 0.02, 0.05, 0.1):
+                kw = dict(max_differing=differing, max_confidence=max_conf, min_probability=min_prob)
+                count = {"valid": [0, 0, 0], "miswritten": [0, 0, 0]}
+                for kind, probs, intended, near, other in cases:
+                    for j, doc in enumerate((intended, near, other)):
+                        count[kind][j] += fusion.agrees_with_document(probs, doc, **kw).agrees
+                rows.append({"kw": kw, "valid": [c / n for c in count["valid"]],
+                             "miswritten": [c / n for c in count["miswritten"]],
+                             "near_total": count["valid"][1] + count["miswritten"][1],
+                             "other_total": count["valid"][2] + count["miswritten"][2]})
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=MODEL_PATH)
@@ -252,6 +298,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rule-name", choices=fusion.RULES, default="strict",
                     help="store the chosen rule under this name (pipeline/scan/fusion.py RULES)")
     ap.add_argument("--dry-run", action="store_true", help="do not write the threshold into the model file")
+    ap.add_argument("--document-match", action="store_true",
+                    help="instead: print how fusion.agrees_with_document (a field against the number on the kit's "
+                         "ID copy) behaves on held-out fields, for a grid of its parameters; nothing is stored")
     args = ap.parse_args(argv)
     t0 = time.time()
     te = load_mnist_test()
@@ -272,6 +321,17 @@ def main(argv=None) -> int:
     acc = float((pool["probs"][ok].argmax(1) == pool["labels"][ok]).mean())
     print(f"calibration digits: {what}, accuracy {acc * 100:.2f} %, "
           f"{int(pool['empty'].sum())} called empty  [{time.time() - t0:.0f}s]")
+    if args.document_match:
+        print(f"{'differ':>6} {'max conf':>8} {'min prob':>8} {'valid: same':>11} {'near':>8} {'other':>6} "
+              f"{'miswritten: same':>16} {'near':>8} {'other':>6}   (share of {args.fields} fields each)")
+        for r in document_match_table(pool, rng, args.fields):
+            kw, v, m = r["kw"], r["valid"], r["miswritten"]
+            mark = "  <- shipped" if (kw["max_differing"], kw["max_confidence"], kw["min_probability"]) == (
+                fusion.DOCUMENT_MAX_DIFFERING, fusion.DOCUMENT_MAX_CONFIDENCE, fusion.DOCUMENT_MIN_PROBABILITY) else ""
+            print(f"{kw['max_differing']:>6} {kw['max_confidence']:>8} {kw['min_probability']:>8} "
+                  f"{v[0] * 100:>10.2f}% {v[1] * 100:>7.3f}% {v[2] * 100:>5.1f}% {m[0] * 100:>15.2f}% "
+                  f"{m[1] * 100:>7.3f}% {m[2] * 100:>5.1f}%{mark}")
+        return 0
     fields = make_fields(rng, args.fields, args.miswritten)
     res = read_fields(fields, pool, rng)
     rule, table = choose_rule(res, args.floor, args.criterion, args.miswrite_rate, not args.no_corrections)

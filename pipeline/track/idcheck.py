@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,35 +101,33 @@ def _open_items(session: Session, sealer: Sealer, kit: Kit) -> list[_Candidate]:
     return out
 
 
-def settle(session: Session, sealer: Sealer, kit: Kit, *, actor: str, site: str | None) -> int:
-    """Settle the kit's open review items that agree with a number read on its ID copies; returns how many.
+def pair(readings: dict, numbers) -> dict:
+    """Which field each number settles: {key: (digits, boxes read otherwise)} for the keys of `readings`
+    ({key: (12, 10) probabilities}) that agree with exactly one of `numbers`, where no other field agrees with
+    that number. A field that agrees with two numbers, or a number two fields agree with, is left to people."""
+    agreeing: dict = {}
+    for key, probs in readings.items():
+        for digits in numbers:
+            verdict = agrees_with_document(probs, digits)
+            if verdict.agrees:
+                agreeing.setdefault(key, []).append((digits, verdict.differing))
+    claims = Counter(digits for pairs in agreeing.values() for digits, _ in pairs)
+    return {key: pairs[0] for key, pairs in agreeing.items() if len(pairs) == 1 and claims[pairs[0][0]] == 1}
 
-    A field is settled only with the one number it agrees with, and a number settles only one field: a field
-    that agrees with two numbers, or a number two fields agree with, is left to people. So is a number already
-    accepted for another field or kit (the same check the reader's own acceptances get)."""
+
+def settle(session: Session, sealer: Sealer, kit: Kit, *, actor: str, site: str | None) -> int:
+    """Settle the kit's open review items that agree with a number read on its ID copies (see `pair`);
+    returns how many. A number already accepted for another field or kit is left to people too (the same
+    check the reader's own acceptances get)."""
     numbers = _kit_numbers(session, sealer, kit)
     if not numbers:
         return 0
-    candidates = _open_items(session, sealer, kit)
-    agreeing: dict[int, list[tuple[str, int]]] = {}
-    for c in candidates:
-        for digits in numbers:
-            verdict = agrees_with_document(c.probs, digits)
-            if verdict.agrees:
-                agreeing.setdefault(c.item.id, []).append((digits, verdict.differing))
-    claims: dict[str, int] = {}
-    for pairs in agreeing.values():
-        for digits, _ in pairs:
-            claims[digits] = claims.get(digits, 0) + 1
+    candidates = {c.item.id: c for c in _open_items(session, sealer, kit)}
     settled = 0
-    for c in candidates:
-        pairs = agreeing.get(c.item.id, [])
-        if len(pairs) != 1 or claims[pairs[0][0]] != 1:
-            continue
-        digits, differing = pairs[0]
+    for item_id, (digits, differing) in pair({k: c.probs for k, c in candidates.items()}, numbers).items():
         if _accepted_elsewhere(session, sealer, digits):
             continue
-        page = numbers[digits]
+        c, page = candidates[item_id], numbers[digits]
         c.record.status, c.record.source, c.record.confidence = "accepted", "id_copy", None
         sealer.seal_number(session, c.record, digits)
         c.item.state, c.item.settled_at = "settled", utcnow()
