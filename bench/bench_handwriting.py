@@ -123,6 +123,10 @@ def _id_copy_numbers(cards, index: int, dpi: int, rng) -> list[str]:
     facts = PageFacts(source_sha256="bench", source_name="bench", page_index=index, status="new")
     run_stages(PageWork(source=PageImage(Path("bench"), index, scan.convert("L"), float(dpi), "bench"), facts=facts),
                _CTX)
+    if os.environ.get("BENCH_KEEP_MISSED") and len(facts.id_numbers) < len(cards):
+        folder = Path(os.environ["BENCH_KEEP_MISSED"])
+        folder.mkdir(parents=True, exist_ok=True)
+        scan.save(folder / f"sheet-{index}-{len(cards)}-{facts.status}.png")
     return facts.id_numbers
 
 
