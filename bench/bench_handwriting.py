@@ -101,33 +101,27 @@ def _one_page(task):
                             and field in facts.checks["agreed_by_two_readers"]),
                        o.probs if o and o.decision == "review" else None, intended, field))
     t0 = time.perf_counter()
-    employee_card = _id_copy_numbers([("card_back", truth[0][3])], index, dpi, rng)
-    dependent_cards = _id_copy_numbers([("notification", t[3]) for t in truth[1:]], index, dpi, rng)
-    return result, seconds, (employee_card, dependent_cards), time.perf_counter() - t0
+    employee_card, refused_a = _id_copy_numbers([("card_back", truth[0][3])], index, dpi, rng)
+    dependent_cards, refused_b = _id_copy_numbers([("notification", t[3]) for t in truth[1:]], index, dpi, rng)
+    return result, seconds, (employee_card, dependent_cards), time.perf_counter() - t0, refused_a + refused_b
 
 
 def _id_copy_numbers(cards, index: int, dpi: int, rng) -> list[str]:
     """Copies of number-check documents showing `cards` ((kind, number), ...) pasted on one A4 sheet,
     scanned, and read by the intake's stages (an untagged page: redacted, its numbers read)."""
-    from PIL import Image
     from pipeline.scan.sources import PageImage
     from pipeline.scan.stages import PageWork, run_stages
     from pipeline.track.receiving import PageFacts
     from tests import idcards, scansim
-    page = Image.new("L", (round(210 / 25.4 * dpi), round(297 / 25.4 * dpi)), 255)
-    for k, (kind, digits) in enumerate(cards):
-        card = idcards.make_sample(kind, seed=index * 10 + k, digits=digits)
-        scansim.paste_id_copy(page, (20, 20 + 90 * k, 170, 80), dpi, card, rng=rng)
-    scan, _ = scansim.degrade(page, dpi, rng, rotate=int(rng.choice([0, 90, 180, 270])),
-                              skew_deg=float(rng.uniform(-2, 2)), noise=4.0, jpeg_quality=80)
+    scan = scansim.copies_on_a4([idcards.make_sample(kind, seed=index * 10 + k, digits=digits)
+                                 for k, (kind, digits) in enumerate(cards)], dpi, rng)
     facts = PageFacts(source_sha256="bench", source_name="bench", page_index=index, status="new")
-    run_stages(PageWork(source=PageImage(Path("bench"), index, scan.convert("L"), float(dpi), "bench"), facts=facts),
-               _CTX)
+    run_stages(PageWork(source=PageImage(Path("bench"), index, scan, float(dpi), "bench"), facts=facts), _CTX)
     if os.environ.get("BENCH_KEEP_MISSED") and len(facts.id_numbers) < len(cards):
         folder = Path(os.environ["BENCH_KEEP_MISSED"])
         folder.mkdir(parents=True, exist_ok=True)
         scan.save(folder / f"sheet-{index}-{len(cards)}-{facts.status}.png")
-    return facts.id_numbers
+    return facts.id_numbers, facts.status == "problem"
 
 
 def _settle(fields, numbers) -> dict:
@@ -187,7 +181,7 @@ def main() -> None:
     cards_read = sum(sum(f[7] in (r[2][0] if f[8] == "self" else r[2][1]) for f in r[0]) for r in results)
     with_cards = {}
     for label, use in (("the employee's card only", lambda ids: ids[0]), ("all four cards", lambda ids: ids[0] + ids[1])):
-        settled = [(f, digits) for page, _, ids, _ in results for f in page
+        settled = [(f, digits) for page, _, ids, *_ in results for f in page
                    for key, digits in _settle(page, use(ids)).items() if key == f[8]]
         with_cards[label] = {
             "straight": len(accepted) + sum(1 for f, _ in settled if not f[1]),
@@ -201,7 +195,9 @@ def main() -> None:
             ["wrong numbers accepted per 1,000 fields", f"{1000 * len(wrong_accepted) / max(1, len(fields)):.2f}"],
             ["miswritten accepted", str(len(miswritten_accepted))],
             ["miswritten flagged as miswritten (rest: review)", f"{miswritten_flagged} of {len(wrong_written)}"],
-            ["ID copies: numbers read by the redactor", f"{cards_read} of {cards_expected}"]]
+            ["ID copies: numbers read by the redactor", f"{cards_read} of {cards_expected}"],
+            ["ID-copy sheets refused by the redaction proof (to a person)",
+             f"{sum(r[4] for r in results)} of {2 * len(results)}"]]
     for label, w in with_cards.items():
         rows += [[f"straight-through with {label}", f"{100 * w['straight'] / max(1, len(valid)):.1f} %"],
                  ["  wrong numbers accepted per 1,000 fields", f"{1000 * w['wrong'] / max(1, len(fields)):.2f}"],

@@ -432,6 +432,19 @@ def paste_id_copy(img: Image.Image, rect_mm, dpi, card_image, *, rng=None, fill:
     return img
 
 
+def copies_on_a4(cards, dpi, rng=None) -> Image.Image:
+    """A returned sheet of copied cards: each of `cards` (PIL images or tests.idcards Samples, at most three)
+    enlarged into its own band of an A4 page, glued by hand (a small tilt and offset), then scanned: turned
+    any quarter, skewed up to 2 degrees, noise, JPEG. Grey."""
+    rng = _rng(rng)
+    page = Image.new("L", (round(210 / MM_PER_INCH * dpi), round(297 / MM_PER_INCH * dpi)), 255)
+    for k, card in enumerate(cards):
+        paste_id_copy(page, (20, 20 + 90 * k, 170, 80), dpi, card, rng=rng)
+    scan, _ = degrade(page, dpi, rng, rotate=int(rng.choice([0, 90, 180, 270])),
+                      skew_deg=float(rng.uniform(-2, 2)), noise=4.0, jpeg_quality=80)
+    return scan.convert("L")
+
+
 # ----------------------------------------------------------------------------------------------- scanning
 
 @dataclass(frozen=True)

@@ -392,6 +392,17 @@ def test_letters_between_groups_of_digits_leave_a_row_unaccounted():
     assert unaccounted_rows([("L", 12)], [_reading([("PASSPORT", 90), ("No", 90), ("TK1234567", 90)])]) == 0
 
 
+@pytest.mark.parametrize("text, is_text", [
+    ("1960年11月21日", True), ("5丁目24番7号", True),
+    ("1960生11有21昌", True),                  # a small date's kanji misread as other kanji: still a date
+    ("個人番号123456789012", False),           # a label before the digits is not between them
+    ("1234一5678一9012", False),               # hyphens read as 一 or ー do not make a number a date
+    ("1234ー5678ー9012", False), ("1960%118218", False)])
+def test_dates_and_addresses_are_told_from_garbled_numbers(text, is_text):
+    from pipeline.redact.analyzer import _DATE_OR_ADDRESS
+    assert bool(_DATE_OR_ADDRESS.search(text)) == is_text
+
+
 def _printed_line(text: str, noise: float = 0.0):
     """A straightened line crop as the analyser cuts it: grey, and binarised the same way."""
     import cv2

@@ -40,6 +40,9 @@ ENTITY = "MY_NUMBER"
 DIGIT_WHITELIST = "0123456789- "
 LABELS = ("個人番号", "マイナンバー", "番号", "ナンバー", "個人番", "人番号")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
+# digits, kanji, digits, kanji: a date or an address ("1960年11月21日", "5丁目24番7号"), even with its small kanji
+# misread as other kanji; 一 is left out, as the Japanese model reads a hyphen as 一
+_DATE_OR_ADDRESS = re.compile(r"\d[\u3400-\u4dff\u4e01-\u9fff]+\d+[\u3400-\u4dff\u4e01-\u9fff]")
 
 
 @dataclass
@@ -245,13 +248,14 @@ class OcrNumberAnalyzer:
 
     name = "ocr"
 
-    def __init__(self, *, target_height: float = 32.0, focus_height: float | None = None,
+    def __init__(self, *, target_height: float = 32.0, focus_height: float | None = None, retry_height: float = 44.0,
                  min_aspect: float = 7.0, both_axes: bool = False, secondary_axis_ratio: float = 0.5,
                  high_conf: float = 55.0, low_conf: float = 0.0, margin_mm: float = 1.0,
                  margin_height: float = 0.3, max_side: int = 1600, probe_orientation: bool = True,
                  min_digits: int = 9, account_rows: bool = False):
         self.target_height = target_height
         self.focus_height = focus_height
+        self.retry_height = retry_height
         self.min_aspect = min_aspect
         self.both_axes = both_axes
         self.secondary_axis_ratio = secondary_axis_ratio
@@ -354,17 +358,36 @@ class OcrNumberAnalyzer:
             return []
         readings = yield from self.read_steps(page, cuts, lines, rows)
         spans_of = [digits.spans(digits.tokens_from_words(r.words)) for r in readings]
+        # 12 digits whose check digit fails, or a row of digits not read clearly, are most often a digit misread
+        # at this crop's scale (a bold 8 read as 6, a 1 as ']'): such a line is read once more at another
+        # height, where the digit usually comes out
+        retry = [(r.crop.line, r.crop.reverse, self.retry_height) for r, spans in zip(readings, spans_of)
+                 if self.retry_height != self.target_height and not any(s.valid for s in spans)
+                 and (spans or not _reads_clearly(r.words))]
+        if retry:
+            again = yield from self._read(page, cuts, retry, {})
+            for k in dict.fromkeys(retry):   # kept only where it found what the first reading missed
+                spans = digits.spans(digits.tokens_from_words(again[k]))
+                if any(s.valid for s in spans):
+                    readings.append(_Reading(cuts.crop(*k), again[k]))
+                    spans_of.append(spans)
         if self.account_rows:
-            page.unproven += unaccounted_rows(rows, readings)
+            unclear = unaccounted_lines(rows, readings)
+            if unclear:
+                unclear = yield from self._dates_and_addresses_out(page, cuts, unclear)
+            page.unproven += len(unclear)
             read_by_ocr = {r.crop.line for r, spans in zip(readings, spans_of) if any(s.valid for s in spans)}
             page.unproven += self._seen_by_glyph_reader(page, cuts, rows, readings, read_by_ocr)
         # a number read confidently with a valid check digit is sure; anything else 12 digits long gets a
         # second look
         sure: list[tuple[_Reading, digits.Span, str]] = []
         doubtful: list[tuple[_Reading, digits.Span]] = []
+        # fewer digit-like glyphs in the row than a number has: some of the digits read were other marks (a
+        # date's 年 and 月 read as 4 and 8 can make twelve digits that pass the check); the second look decides
+        run_of = dict(rows)
         for reading, spans in zip(readings, spans_of):
             for span in spans:
-                if span.valid and span.conf >= self.high_conf:
+                if span.valid and span.conf >= self.high_conf and run_of.get(reading.crop.line, 0) >= UNPROVEN_MIN_RUN:
                     sure.append((reading, span, "check digit"))
                 elif span.valid or span.conf >= self.low_conf:
                     doubtful.append((reading, span))
@@ -377,6 +400,20 @@ class OcrNumberAnalyzer:
 
     def analyze(self, page: PageImage) -> list[Finding]:
         return run_steps(self.steps(page))
+
+    def _dates_and_addresses_out(self, page: PageImage, cuts: _Cuts, unclear: list) -> Steps:
+        """Rows not read clearly ((line, ways it was read) pairs), read again with the Japanese model: a date or an
+        address (kanji between fewer than ten digits) is text, not a garbled number; the others stay unproven.
+        A label before a number does not count: the kanji must sit between its digits."""
+        keys = [(ln, rev) for ln, ways in unclear for rev in ways]
+        words = yield from _ocr(page, [cuts.image(ln, rev, self.target_height) for ln, rev in keys],
+                                lang="jpn", psm=7)
+        text_lines = set()
+        for (ln, _), ws in zip(keys, words):
+            text = unicodedata.normalize("NFKC", "".join(w.text for w in ws)).replace(" ", "")
+            if sum(c.isascii() and c.isdigit() for c in text) < 10 and _DATE_OR_ADDRESS.search(text):
+                text_lines.add(ln)
+        return [(ln, ways) for ln, ways in unclear if ln not in text_lines]
 
     def _seen_by_glyph_reader(self, page: PageImage, cuts: _Cuts, rows, readings, read_by_ocr: set) -> int:
         """Rows of digit-like glyphs on which the digit classifier (glyphreader.py) reads a valid number
@@ -471,6 +508,11 @@ _MARKS = set("§:;¢£¥$%&@#?¿!|+=<>()[]{}")   # what tesseract makes of a dig
 
 
 def unaccounted_rows(rows, readings) -> int:
+    """How many rows `unaccounted_lines` finds."""
+    return len(unaccounted_lines(rows, readings))
+
+
+def unaccounted_lines(rows, readings) -> list[tuple]:
     """Rows of at least 10 digit-like glyphs (glyphs.py) whose line is not read clearly every way it was read.
 
     On a noisy, blurred, low-contrast copy tesseract may garble a number into something that is not a valid
@@ -482,8 +524,11 @@ def unaccounted_rows(rows, readings) -> int:
         by_line.setdefault(r.crop.line, []).append(r.words)
     # every reading must be clear: where the way up is not known the line is read both ways, and the wrong
     # way's garble (few digits) must not vouch for a garbled right way
-    return sum(1 for ln, run in rows
-               if run >= UNPROVEN_MIN_RUN and not all(_reads_clearly(ws) for ws in by_line.get(ln, [])))
+    ways: dict = {}
+    for r in readings:
+        ways.setdefault(r.crop.line, set()).add(bool(getattr(r.crop, "reverse", False)))
+    return [(ln, tuple(sorted(ways.get(ln, {False})))) for ln, run in rows
+            if run >= UNPROVEN_MIN_RUN and not all(_reads_clearly(ws) for ws in by_line.get(ln, []))]
 
 
 GLYPH_CHECK_BELOW_CONF = 80.0  # lines with a word read less surely than this are read again by glyphreader
