@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${DEMO_OUT:-demo-output}
 mkdir -p "$OUT"
-export MYNUMBER_HOME="$PWD/$OUT/mynumber-data"
+export MYNUMBER_HOME="$(cd "$OUT" && pwd)/mynumber-data"
 MN=.venv/bin/mynumber
 rm -rf "$OUT/mynumber-data"   # the demo starts from nothing each time
 
