@@ -195,6 +195,8 @@ def main() -> None:
             ["wrong numbers accepted per 1,000 fields", f"{1000 * len(wrong_accepted) / max(1, len(fields)):.2f}"],
             ["miswritten accepted", str(len(miswritten_accepted))],
             ["miswritten flagged as miswritten (rest: review)", f"{miswritten_flagged} of {len(wrong_written)}"],
+            ["valid fields flagged as miswritten (the person is asked again needlessly)",
+             str(sum(1 for f in valid if f[2] == "miswritten"))],
             ["ID copies: numbers read by the redactor", f"{cards_read} of {cards_expected}"],
             ["ID-copy sheets refused by the redaction proof (to a person)",
              f"{sum(r[4] for r in results)} of {2 * len(results)}"]]
