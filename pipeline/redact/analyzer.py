@@ -402,11 +402,12 @@ class OcrNumberAnalyzer:
         return run_steps(self.steps(page))
 
     def _dates_and_addresses_out(self, page: PageImage, cuts: _Cuts, unclear: list) -> Steps:
-        """Rows not read clearly ((line, ways it was read) pairs), read again with the Japanese model: a date or an
-        address (kanji between fewer than ten digits) is text, not a garbled number; the others stay unproven.
-        A label before a number does not count: the kanji must sit between its digits."""
+        """Rows not read clearly ((line, ways it was read) pairs), read again with the Japanese model, larger
+        (a small date's kanji come out as letters at the usual height): a date or an address (kanji between
+        fewer than ten digits) is text, not a garbled number; the others stay unproven. A label before a number
+        does not count: the kanji must sit between its digits."""
         keys = [(ln, rev) for ln, ways in unclear for rev in ways]
-        words = yield from _ocr(page, [cuts.image(ln, rev, self.target_height) for ln, rev in keys],
+        words = yield from _ocr(page, [cuts.image(ln, rev, self.retry_height) for ln, rev in keys],
                                 lang="jpn", psm=7)
         text_lines = set()
         for (ln, _), ws in zip(keys, words):
