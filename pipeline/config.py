@@ -27,6 +27,11 @@ phone = "03-0000-0000"
 # Where kits are returned; printed on the return-envelope label.
 return_address = "〒100-0001 東京都千代田区千代田1-1 株式会社サンプル商事 人事部 行"
 
+[kits]
+# Employees with dependents get a second ID-copy page for copies of their dependents' number-check documents
+# (optional for them): a handwritten dependent's number the reader is unsure of is then settled against it.
+ask_for_dependents_copies = true
+
 [review]
 # Double entry: an item is settled when two entries agree. true lets one operator key both entries.
 allow_same_operator = false

@@ -91,10 +91,11 @@ def test_pairing_is_one_number_to_one_field():
 
 # --------------------------------------------------------------------------------------------- end to end
 
-def _handwritten_kits(tmp, rng, mnist):
-    """E0101 writes self + dependent1 by hand and returns the ID-copy sheet (the back of his number card) and a
-    loose copy of the dependent's notification card; E0102 writes self and pastes a card that is not his.
-    Returns (form pages, ID pages, what each person meant)."""
+def _handwritten_kits(tmp, rng, mnist, loose: bool = True):
+    """E0101 writes self + dependent1 by hand and returns the ID-copy sheet (the back of his number card) and
+    the dependent's notification card: a loose copy scanned after his sheet, or (loose=False) pasted on the
+    sheet's second page, which the kit has for dependents' copies; E0102 writes self and pastes a card that is
+    not his. Returns (form pages, ID pages, what each person meant)."""
     rows = list(csv.DictReader((tmp / "manifest.csv").open(encoding="utf-8")))
     kit_layout = layout.load()
     meant, forms, ids = {}, [], []
@@ -108,6 +109,12 @@ def _handwritten_kits(tmp, rng, mnist):
             continue
         page_layout = kit_layout.documents[document].page(int(row["doc_page"]))
         img = scansim.rasterise(tmp / "kits.pdf", index, DPI)
+        if document == "id_copy_sheet" and row["doc_page"] == "2":   # the optional page for dependents' copies
+            if not loose:
+                card = idcards.make_sample("notification", seed=index, digits=meant[(person, "dependent1")])
+                scansim.paste_id_copy(img, page_layout.paste_areas["dependents_number_check"], DPI, card, rng=rng)
+                ids.append(scansim.degrade(img, DPI, rng, rotate=180, noise=3.0, jpeg_quality=85))
+            continue
         if document == "provision_form":
             for (who, field), digits in meant.items():
                 if who == person:
@@ -121,7 +128,7 @@ def _handwritten_kits(tmp, rng, mnist):
         card = idcards.make_sample("card_back", seed=index, digits=shown)
         scansim.paste_id_copy(img, page_layout.paste_areas["number_check"], DPI, card, rng=rng)
         ids.append(scansim.degrade(img, DPI, rng, rotate=0, noise=3.0, jpeg_quality=85))
-        if person == "E0101":   # loose, right after his sheet: it belongs to the same kit
+        if person == "E0101" and loose:   # loose, right after his sheet: it belongs to the same kit
             loose = idcards.make_sample("notification", seed=index + 1, digits=meant[(person, "dependent1")])
             a4 = Image.new("L", (2480, 3508), 255)
             scansim.paste_id_copy(a4, (20, 30, 170, 110), DPI, loose, rng=rng)
@@ -138,10 +145,11 @@ def mnist_odd():
     return images[1::2], labels[1::2]
 
 
-@pytest.mark.parametrize("forms_first", [True, False], ids=["forms-then-ids", "ids-then-forms"])
-def test_the_kits_id_copy_settles_its_handwritten_fields(home, cli, tmp_path, mnist_odd, forms_first):
+@pytest.mark.parametrize("forms_first, loose", [(True, True), (False, True), (True, False)],
+                         ids=["forms-then-ids", "ids-then-forms", "dependents-page"])
+def test_the_kits_id_copy_settles_its_handwritten_fields(home, cli, tmp_path, mnist_odd, forms_first, loose):
     print_and_send(cli, tmp_path)
-    forms, ids, meant = _handwritten_kits(tmp_path, np.random.default_rng(11), mnist_odd)
+    forms, ids, meant = _handwritten_kits(tmp_path, np.random.default_rng(11), mnist_odd, loose)
     scansim.make_scan_pdf(forms, tmp_path / "forms.pdf")
     scansim.make_scan_pdf(ids, tmp_path / "ids.pdf")
     batches = ["forms.pdf", "ids.pdf"] if forms_first else ["ids.pdf", "forms.pdf"]

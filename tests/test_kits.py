@@ -27,7 +27,8 @@ def test_every_page_carries_a_qr_that_decodes_to_its_kit_document_and_page(home,
     key = vault.load_key(home.keys_dir, "tag")
     kit_layout = layout.load()
     pdf = pdfium.PdfDocument(out)
-    assert len(pdf) == len(rows) == 6 + 6 + 6 + 8  # E0002, E0001 (delegation), payee + filler, E0003 (2 PF pages)
+    # E0002 + filler, E0001 (delegation, dependents' ID page) + filler, payee + filler, E0003 (2 PF pages too)
+    assert len(pdf) == len(rows) == 6 + 8 + 6 + 8
     for page, row in zip(pdf, rows):
         image = page.render(scale=150 / 72).to_pil().convert("L")
         codes = [b for b in zxingcpp.read_barcodes(image) if b.format == zxingcpp.BarcodeFormat.QRCode]
@@ -79,7 +80,9 @@ def test_kit_composition_and_duplex_fillers(printed):
     for r in rows:
         by_kit.setdefault(r["person_id"], []).append((r["document"], r["doc_page"]))
     assert by_kit["E0001"] == [("cover_letter", "1"), ("provision_form", "1"), ("delegation_agreement", "1"),
-                               ("refusal_form", "1"), ("id_copy_sheet", "1"), ("envelope_label", "1")]
+                               ("refusal_form", "1"), ("id_copy_sheet", "1"), ("id_copy_sheet", "2"),
+                               ("envelope_label", "1"), ("filler", "1")]
+    assert ("id_copy_sheet", "2") not in by_kit["E0002"]    # no dependents: no page for their copies
     assert by_kit["E0002"][-1] == ("filler", "1") and ("delegation_agreement", "1") not in by_kit["E0002"]
     assert by_kit["P0001"][0] == ("notice_letter", "1") and ("cover_letter", "1") not in by_kit["P0001"]
     assert ("provision_form", "2") in by_kit["E0003"]

@@ -57,7 +57,9 @@ def print_kits(settings: config.Settings, roster_path: Path, out_pdf: Path, *, m
     db.require_schema(settings.db_url)
     with db.session_scope(settings.db_url) as session:
         imported = service.import_roster(session, rows, actor=actor, source=roster_path.name)
-        registration = service.register_kits(session, [r.person_id for r in rows], layout, actor=actor, site=site)
+        registration = service.register_kits(
+            session, [r.person_id for r in rows], layout, actor=actor, site=site,
+            dependents_copies=bool(settings.section("kits").get("ask_for_dependents_copies", True)))
         codes = [k.code for k in registration.kits]
         total_pages = sum(k.pages for k in registration.kits)
 

@@ -174,7 +174,10 @@ def draw_refusal(page: Page, writer: PdfWriter, layout: PageLayout, t: dict, ctx
 
 
 def draw_id_copy_sheet(page: Page, writer: PdfWriter, layout: PageLayout, t: dict, ctx: PageContext) -> None:
+    """Page 1: the person's own documents; page 2: the dependents' number-check documents ([dependents])."""
     v = ctx.values
+    if layout.page == 2:
+        t = {**t, **t.get("dependents", {})}
     x, _, width = layout.body_mm
     _title(page, layout, t["title"])
     _paragraphs(page, writer, t.get("paragraphs", []), v, x, float(layout.extra["body_top_mm"]), width)

@@ -104,7 +104,7 @@ class KitRegistration:
 
 
 def register_kits(session: Session, person_ids: list[str], layout: KitLayout, *, actor: str,
-                  site: str | None = None) -> KitRegistration:
+                  site: str | None = None, dependents_copies: bool = True) -> KitRegistration:
     """A kit for each person: a kit still in state `printed` is printed again as it is (same code, pages
     re-planned from the current roster); a person whose kit is already out is skipped and reported."""
     # Two columns of every person, filtered here: cheaper and simpler than a 15,000-item IN list.
@@ -130,7 +130,8 @@ def register_kits(session: Session, person_ids: list[str], layout: KitLayout, *,
             if kit is not None and kit.state != "printed":
                 skipped.append((person.person_id, kit.code, kit.state))
                 continue
-            wanted = [(p.document, p.page) for p in plan(person.kind, len(person.dependents), layout)]
+            wanted = [(p.document, p.page) for p in plan(person.kind, len(person.dependents), layout,
+                                                         dependents_copies=dependents_copies)]
             if kit is None:
                 kit = Kit(code=f"K{next_code:07d}", person=person, kind=person.kind, site=person.site,
                           state="printed")
