@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
@@ -51,10 +52,81 @@ def test_a_bold_noisy_number_still_counts():
 
 @fonts
 @pytest.mark.parametrize("text", ["住民票の写し", "個人番号・住民票コード", "東京都千代田区千代田", "本人確認書類\u3000貼付台紙",
-                                  "2094年7月17日", "令和5年12月3日"])
+                                  "2094年7月17日", "令和5年12月3日", "2024年12月31日", "123456番789018"])
 def test_kanji_lines_and_dates_are_not_digit_rows(text):
-    """Complex kanji end a row; simple ones (中, 天, 区) count like digits, which costs a reading, not recall."""
+    """Complex kanji end a row; simple ones (中, 天, 区) count like digits, which costs a reading, not recall.
+    A complex kanji between digits (月 in a date) is no blotted digit: too wide for its height."""
     assert glyphs.digit_run(line_image(text, idcards.IPAEX), 30) < 9
+
+
+def _glyph_boxes(img: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Digit-high glyphs of a `line_image`, left to right (hyphens left out)."""
+    x, y, w, h, _, _ = glyphs._glyphs(img, 30)
+    return [(int(x[i]), int(y[i]), int(w[i]), int(h[i])) for i in np.argsort(x, kind="stable") if h[i] >= 20]
+
+
+def blotted(img: np.ndarray, *which: int, taller: bool = False) -> np.ndarray:
+    """The line with glyphs `which` (indices into _glyph_boxes) crossed by two thin streaks inside their boxes, as
+    noise makes a digit complex on a harsh copy (more strokes to a column, more holes) without changing its size.
+    `taller`: a stroke up from the glyph as well, so that it stands a third above the row."""
+    out = img.copy()
+    boxes = _glyph_boxes(img)
+    for k in which:
+        x, y, w, h = boxes[k]
+        for f in (0.3, 0.62):
+            out[y + int(f * h): y + int(f * h) + 2, x:x + w] = 0
+        if taller:
+            out[y - int(0.4 * h): y + int(0.3 * h), x + w // 2 - 1: x + w // 2 + 1] = 0
+    return out
+
+
+def complex_glyphs(img: np.ndarray) -> int:
+    x, y, w, h, _, simple = glyphs._glyphs(img, 30)
+    return int(((h >= 20) & ~simple).sum())
+
+
+@fonts
+@pytest.mark.parametrize("text, font, which", [
+    ("1234 5678 9018", DEJAVU, (4,)),
+    ("1234-5678-9018", DEJAVU, (4, 9)),
+    ("877051561448", DEJAVU, (5, 8)),
+    ("１２３４\u3000５６７８\u3000９０１８", idcards.IPAEX, (4,)),
+    ("１２３４\u3000５６７８\u3000９０１８", idcards.IPAEX, (4, 9)),
+])
+def test_one_or_two_blotted_digits_stay_in_the_row(text, font, which):
+    """Harsh copy (residence certificate, full-width number): noise made a digit or two complex, which used to
+    end the row - 12 digits counted as 7 were never read, and the proof passed with the number visible."""
+    img = blotted(line_image(text, font), *which)
+    assert complex_glyphs(img) == len(which)
+    assert glyphs.digit_run(img, 30) >= 12
+
+
+@fonts
+@pytest.mark.parametrize("text, which, taller, run", [
+    ("12345678" + " " * 8 + "9018", (4,), False, 8),    # a wide gap after the row: 8 digits with the blot, then 4
+    ("1234 5678 9018", (4,), True, 7),                   # a complex glyph standing above the row: 4, then 7
+    ("1234 5678 9018", (4, 5, 8), False, 8),             # a third blot: 8 digits with two blots, then 3
+])
+def test_a_row_with_blots_still_ends(text, which, taller, run):
+    img = blotted(line_image(text, DEJAVU), *which, taller=taller)
+    assert complex_glyphs(img) == len(which)
+    assert glyphs.digit_run(img, 30) == run
+
+
+def squeezed(img: np.ndarray, squeeze: float) -> np.ndarray:
+    """The line narrowed as candidates.crops_for narrows a widely spaced line, binarised again."""
+    out = cv2.resize(img, (int(img.shape[1] * squeeze), img.shape[0]), interpolation=cv2.INTER_AREA)
+    return np.where(out < 128, 0, 255).astype(np.uint8)
+
+
+@fonts
+@pytest.mark.parametrize("squeeze", [0.6, 0.7])
+def test_in_a_squeezed_crop_kanji_are_not_blotted_digits(squeeze):
+    """Narrowed, complex kanji are as narrow as digits in the crop; on the page they are about square."""
+    address = squeezed(line_image("東京都千代田区千代田1丁目1番", idcards.IPAEX), squeeze)
+    assert glyphs.digit_run(address, 30, squeeze=squeeze) < 9
+    number = squeezed(blotted(line_image("１２３４\u3000５６７８\u3000９０１８", idcards.IPAEX), 4, 9), squeeze)
+    assert glyphs.digit_run(number, 30, squeeze=squeeze) >= 12
 
 
 def test_an_empty_line_has_no_digits():

@@ -293,7 +293,8 @@ class OcrNumberAnalyzer:
         key = ("digit-run", _digest(img, self.target_height))
         if key not in page.memo:
             text_height = min(self.target_height, 3.0 * line.text_height)   # crops_for upscales at most 3x
-            page.memo[key] = glyphs.digit_run(img, text_height)
+            along, across = cuts.crop(line, False, self.target_height).scale()
+            page.memo[key] = glyphs.digit_run(img, text_height, squeeze=across / along)
         return page.memo[key]
 
     def read_steps(self, page: PageImage, cuts: _Cuts, lines: Sequence[candidates.Line],

@@ -4,8 +4,10 @@ Reading a line with tesseract costs about 10 ms, and most candidate lines of an 
 (names, addresses, labels). A printed number is a row of glyphs of one height, each simple in shape: a
 vertical cut crosses at most three strokes and at most two holes are enclosed. Most kanji are complex on
 one of the two counts. `digit_run` counts the longest such row; a complex glyph of the same height ends the
-row, smaller parts (hyphens, broken strokes, small kana) are skipped. The analyser reads only lines whose row
-could hold a number (see `OcrNumberAnalyzer.min_digits`).
+row, smaller parts (hyphens, broken strokes, small kana) are skipped. On a harsh copy noise can make a digit
+or two complex (ragged edges cross a column more often, light specks in a stroke count as holes): such a
+glyph counts as a digit when it is shaped and placed like the row's digits (see `_Row.takes_blot`). The
+analyser reads only lines whose row could hold a number (see `OcrNumberAnalyzer.min_digits`).
 """
 from __future__ import annotations
 
@@ -15,6 +17,22 @@ import numpy as np
 MAX_CROSSINGS = 3
 MAX_HOLES = 2                  # per digit ("8")
 MIN_HOLE = 0.008               # of the glyph height squared: smaller holes are noise, not a counter of a digit
+# Complex glyphs inside a row counted as blotted digits, two per row (12 digits with more than two blotted are
+# left to the proof's other checks). Kanji must not pass for blotted digits, or dates and addresses (年 is
+# simple, 月 is not) grow into number-long rows. So a blot must
+# - be no wider than the row's digits and narrow for its height: digits are 0.6-0.75 as wide as high, kanji
+#   about square; 月, one of the narrowest, comes to 0.75-0.87 on a blurred copy (and so a blotted bold digit,
+#   0.7-0.83, is not counted);
+# - be narrow on the page as well: the crop of a widely spaced line is squeezed along it (candidates.crops_for),
+#   which makes kanji as narrow as digits;
+# - follow a few digits of the row: a blot among the first three costs at most three digits, which
+#   `OcrNumberAnalyzer.min_digits` allows for.
+MAX_BLOTS = 2
+BLOT_AFTER = 3                 # digits' worth of the row before a blot
+BLOT_ASPECT = 0.75             # widest blot for its height, in the crop
+BLOT_PAGE_ASPECT = 0.8         # ... and on the page (full-width digits are 0.67-0.73 there, most kanji 0.9-1)
+BLOT_HEIGHT = (0.85, 1.12)     # of the row's digit height
+DIGIT_WIDTH = 0.6              # narrowest digit but 1, of its height: a row of 1s does not make every blot wide
 
 
 def _glyphs(img: np.ndarray, text_height: float):
@@ -59,36 +77,95 @@ def _glyphs(img: np.ndarray, text_height: float):
     return x, y, w, h, wide, simple
 
 
-def digit_run(img: np.ndarray, text_height: float, gap: float = 2.2) -> int:
+Box = tuple[float, float, float, float]    # x, y, w, h
+
+
+class _Row:
+    """A row of digit-like glyphs being followed left to right. `last`: its last glyph; `ref`: its last simple
+    glyph (the height band the row keeps to); `pending`: blots not yet followed by a simple glyph (a row
+    does not end in a blot: a complex glyph after a number is text)."""
+
+    def __init__(self, box: Box, wide: int):
+        self.ref = self.last = box
+        self.count, self.pending, self.blots = wide, 0, 0
+        self.sizes = [box[2:]] if wide == 1 else []      # (w, h) of its simple glyphs one digit wide
+
+    def smaller_part(self, box: Box) -> bool:
+        """A part smaller than the row's glyphs inside its band (hyphen, broken stroke, small kana)."""
+        _, gy, _, gh = box
+        _, ry, _, rh = self.ref
+        return gh < 0.72 * rh and gy >= ry - 0.15 * rh and gy + gh <= ry + 1.15 * rh
+
+    def continues(self, box: Box, gap: float) -> bool:
+        """Whether a glyph is close enough to the row's last glyph and in its height band."""
+        gx, gy, _, gh = box
+        lx, _, lw, lh = self.last
+        _, ry, _, rh = self.ref
+        size = max(gh, rh)
+        return (gx - (lx + lw) <= gap * max(gh, lh) and gh <= 1.39 * rh and abs(gy + gh - ry - rh) <= 0.25 * size
+                and abs(gy - ry) <= 0.25 * size)
+
+    def add(self, box: Box, wide: int) -> None:
+        """A simple glyph in the row: it and the blots before it count."""
+        self.count += self.pending + wide
+        self.pending = 0
+        self.ref = self.last = box
+        if wide == 1:
+            self.sizes.append(box[2:])
+
+    def takes_blot(self, box: Box, squeeze: float) -> bool:
+        """Whether a complex glyph in the row's band can be a blotted digit of it: a budget left, a few digits
+        before it, and the height and width of a digit of this row rather than of a kanji (see MAX_BLOTS).
+        `squeeze`: the crop's width for the page's (1: not squeezed)."""
+        if self.blots >= MAX_BLOTS or self.count < BLOT_AFTER or not self.sizes:
+            return False
+        _, _, gw, gh = box
+        sizes = np.array(self.sizes, dtype=float)
+        height = float(np.median(sizes[:, 1]))
+        width = float(np.percentile(sizes[:, 0], 75))     # the row's wider digits: digits differ in width
+        return (BLOT_HEIGHT[0] * height <= gh <= BLOT_HEIGHT[1] * height
+                and gw <= min(BLOT_ASPECT, BLOT_PAGE_ASPECT * squeeze) * gh
+                and gw <= max(width, DIGIT_WIDTH * height) + 1)  # a pixel: widths are whole pixels of a blur
+
+    def blot(self, box: Box) -> None:
+        self.pending += 1
+        self.blots += 1
+        self.last = box
+
+
+def digit_run(img: np.ndarray, text_height: float, gap: float = 2.2, squeeze: float = 1.0) -> int:
     """Digits' worth of the longest row of simple glyphs of one height on a binarised line crop.
 
     `text_height`: the expected text height in crop pixels; `gap`: the widest space inside a row, in glyph
-    heights (full-width digit groups, squeezed by the crop, stay below it)."""
+    heights (full-width digit groups, squeezed by the crop, stay below it). Up to MAX_BLOTS complex glyphs
+    count as one digit each when they sit in the row like its digits. `squeeze`: how much narrower the crop
+    draws a glyph than the page does (its scale along the line over its scale across it)."""
     table = _glyphs(img, text_height)
     if table is None:
         return 0
     x, y, w, h, wide, simple = table
-    best = count = 0
-    prev = None
+    best = 0
+    row = None
     for i in np.argsort(x, kind="stable"):
-        gx, gy, gw, gh = x[i], y[i], w[i], h[i]
-        if prev is None:
+        box = (x[i], y[i], w[i], h[i])
+        if row is None:
             if simple[i]:
-                prev, count = (gx, gy, gw, gh), int(wide[i])
-                best = max(best, count)
+                row = _Row(box, int(wide[i]))
+                best = max(best, row.count)
             continue
-        px, py, pw, ph = prev
-        if gh < 0.72 * ph and gy >= py - 0.15 * ph and gy + gh <= py + 1.15 * ph:
+        if row.smaller_part(box):
             continue
-        size = max(gh, ph)
-        in_row = (gx - (px + pw) <= gap * size and gh <= 1.39 * ph and abs(gy + gh - py - ph) <= 0.25 * size
-                  and abs(gy - py) <= 0.25 * size)
+        in_row = row.continues(box, gap)
         if simple[i]:
-            count = count + int(wide[i]) if in_row else int(wide[i])
-            prev = (gx, gy, gw, gh)
-            best = max(best, count)
+            if in_row:
+                row.add(box, int(wide[i]))
+            else:
+                row = _Row(box, int(wide[i]))
+            best = max(best, row.count)
+        elif in_row and row.takes_blot(box, squeeze):
+            row.blot(box)
         else:
-            prev, count = None, 0
+            row = None
     return best
 
 
