@@ -96,6 +96,13 @@ class _Row:
         _, ry, _, rh = self.ref
         return gh < 0.72 * rh and gy >= ry - 0.15 * rh and gy + gh <= ry + 1.15 * rh
 
+    def stray_speck(self, box: Box) -> bool:
+        """A noise speck at the top or bottom edge of the row's band, under half its glyphs' height: skipped,
+        or it would start a row of its own and cut a number in two."""
+        _, gy, gw, gh = box
+        _, ry, _, rh = self.ref
+        return gh < 0.45 * rh and gw < 0.6 * rh and (gy + gh <= ry + 0.3 * rh or gy >= ry + 0.7 * rh)
+
     def continues(self, box: Box, gap: float) -> bool:
         """Whether a glyph is close enough to the row's last glyph and in its height band."""
         gx, gy, _, gh = box
@@ -153,7 +160,7 @@ def digit_run(img: np.ndarray, text_height: float, gap: float = 2.2, squeeze: fl
                 row = _Row(box, int(wide[i]))
                 best = max(best, row.count)
             continue
-        if row.smaller_part(box):
+        if row.smaller_part(box) or row.stray_speck(box):
             continue
         in_row = row.continues(box, gap)
         if simple[i]:
