@@ -28,6 +28,8 @@ Run (about 4 minutes each; the shipped model holds both rules), on digits harves
   OMP_NUM_THREADS=1 .venv/bin/python tools/calibrate_digits.py --pool /tmp/mynumber-form-digits/calib.npz
   OMP_NUM_THREADS=1 .venv/bin/python tools/calibrate_digits.py --pool /tmp/mynumber-form-digits/calib.npz \
       --criterion prevalence --no-corrections --rule-name balanced
+`--document-match --fields 20000` prints instead how fusion.agrees_with_document (a field against the number on
+the kit's ID copy) behaves over a grid of its parameters; the shipped ones (fusion.DOCUMENT_*) were read off it.
 """
 from __future__ import annotations
 
