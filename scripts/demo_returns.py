@@ -29,7 +29,7 @@ def main(kits_pdf: str, manifest: str, out: str) -> None:
             dependents[r["person_id"]] = max(dependents.get(r["person_id"], 0),
                                              max((int(f.field[9:]) for f in page.number_fields
                                                   if f.field.startswith("dependent")), default=0))
-    own_number = {}   # each person's own number: written on the form, and on the card copied for the kit
+    numbers = {}   # (person, field) -> the number written on the form, and on the card copied for the kit
     pages = []
     for i, r in enumerate(rows):
         if r["document"] not in RETURNED:
@@ -38,20 +38,22 @@ def main(kits_pdf: str, manifest: str, out: str) -> None:
         img = scansim.rasterise(kits_pdf, i, 300)
         for f in page_layout.number_fields:
             if any(f.field == name for name in fields_in_use(r["document"], int(r["doc_page"]), 8)):
-                if f.field == "self":   # by hand: the reader may be unsure, and the card copy settles it
-                    number = own_number.setdefault(r["person_id"], scansim.random_valid_number(rng))
-                    scansim.write_digits(img, page_layout, f.field, number, 300, style="handwritten", rng=rng)
-                else:
-                    scansim.write_digits(img, page_layout, f.field, scansim.random_valid_number(rng), 300,
-                                         style="printed", rng=rng)
+                number = numbers.setdefault((r["person_id"], f.field), scansim.random_valid_number(rng))
+                # the person's own by hand (the reader may be unsure, and the card copy settles it)
+                scansim.write_digits(img, page_layout, f.field, number, 300, rng=rng,
+                                     style="handwritten" if f.field == "self" else "printed")
         if "consent" in page_layout.checkboxes:
             scansim.tick_checkbox(img, page_layout, "consent", 300, rng)
         for name in page_layout.signatures:
             scansim.sign(img, page_layout, name, 300, rng)
-        if r["document"] == "id_copy_sheet":
-            number = own_number.setdefault(r["person_id"], scansim.random_valid_number(rng))
+        if r["document"] == "id_copy_sheet" and r["doc_page"] == "1":
+            number = numbers.setdefault((r["person_id"], "self"), scansim.random_valid_number(rng))
             scansim.paste_id_copy(img, page_layout.paste_areas["number_check"], 300,
                                   idcards.make_sample("card_back", seed=i, digits=number), rng=rng)
+        elif r["document"] == "id_copy_sheet":   # the optional page: the first dependent's notification card
+            number = numbers.setdefault((r["person_id"], "dependent1"), scansim.random_valid_number(rng))
+            scansim.paste_id_copy(img, page_layout.paste_areas["dependents_number_check"], 300,
+                                  idcards.make_sample("notification", seed=i, digits=number), rng=rng, fill=0.5)
         pages.append(scansim.degrade(img, 300, rng, rotate=int(rng.choice([0, 90, 180, 270])),
                                      skew_deg=float(rng.uniform(-2, 2)), noise=4.0, jpeg_quality=80))
     scansim.make_scan_pdf(pages, out)
