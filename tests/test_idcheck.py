@@ -187,6 +187,13 @@ def test_the_kits_id_copy_settles_its_handwritten_fields(home, cli, tmp_path, mn
                 for r in csv.DictReader((tmp_path / "n.csv").open(encoding="utf-8"))}
     assert exported == {k: v for k, v in meant.items() if k[0] == "E0101"}
 
+    # nothing of a number in clear anywhere in the data home (the sealed ID-copy numbers and readings included)
+    db.engine_for(home.db_url).dispose()
+    for path in home.home.rglob("*"):
+        if path.is_file():
+            blob = path.read_bytes().decode("latin-1")
+            assert not any(n in blob for n in meant.values()), path
+
     # scanning everything again changes nothing
     for batch in batches:
         assert cli("scan", tmp_path / batch, "--operator", "mailroom", actor="mailroom")[0] == 0
