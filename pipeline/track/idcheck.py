@@ -36,6 +36,7 @@ def id_numbers_name(page: ScannedPage) -> str:
 
 
 def reading_name(kit: Kit, field: str, page_id: int) -> str:
+    """The name a field's sealed files go by: its crop (kind field_crop) and its reading (field_reading)."""
     return f"{kit.code}-{field}-{page_id}"
 
 
@@ -50,11 +51,13 @@ def store_reading(session: Session, sealer: Sealer, kit: Kit, field: str, page_i
     sealer.store_file(session, FIELD_READING, reading_name(kit, field, page_id), buf.getvalue(), kit_id=kit.id)
 
 
-def assign_id_numbers(session: Session, page: ScannedPage) -> None:
-    """An untagged ID copy was assigned to a kit: its numbers now belong to that kit too."""
+def assign_id_numbers(session: Session, page: ScannedPage) -> bool:
+    """An untagged ID copy was assigned to a kit: its numbers now belong to that kit too. False when the page
+    had none."""
     stored = _stored(session, ID_NUMBERS, id_numbers_name(page))
     if stored is not None:
         stored.kit_id = page.kit_id
+    return stored is not None
 
 
 def _stored(session: Session, kind: str, name: str) -> StoredFile | None:

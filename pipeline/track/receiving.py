@@ -107,7 +107,10 @@ def record_page(session: Session, sealer: Sealer, facts: PageFacts, *, actor: st
                  details={**where, "document": facts.document, "doc_page": facts.doc_page} | _public_checks(facts.checks))
     for outcome in facts.fields:
         _record_field(session, sealer, kit, page, outcome, actor=actor, site=site)
-    facts.settled_by_id_copy = settle_with_id_copies(session, sealer, kit, actor=actor, site=site)
+    # only a page that brings one half of a pair (numbers read on an ID copy, or a reading left for review) can
+    # settle anything: the others skip the lookup of the kit's sealed files
+    if facts.id_numbers or any(o.probs is not None for o in facts.fields):
+        facts.settled_by_id_copy = settle_with_id_copies(session, sealer, kit, actor=actor, site=site)
     recompute(session, kit, actor=actor, site=site)
     return page
 
@@ -126,17 +129,18 @@ def assign_unassigned(session: Session, sealer: Sealer, pages: list[int], kit_co
     kit = _kit(session, kit_code)
     if kit is None:
         return 0
+    brought_numbers = False
     for page_id in pages:
         page = session.get(ScannedPage, page_id)
         if page is None or page.status != "unassigned":
             continue
         page.status, page.kit_id = "id_copy", kit.id
         page.message = "untagged page assigned to the kit of the next tagged page"
-        idcheck.assign_id_numbers(session, page)
+        brought_numbers |= idcheck.assign_id_numbers(session, page)
         add_document(session, kit, page, actor=actor, site=site)
         audit.append(session, actor=actor, action="idcopy.assigned", object_type="kit", object_id=kit.code, site=site,
                      details={"file": page.source_name, "page": page.page_index})
-    settled = settle_with_id_copies(session, sealer, kit, actor=actor, site=site)
+    settled = settle_with_id_copies(session, sealer, kit, actor=actor, site=site) if brought_numbers else 0
     recompute(session, kit, actor=actor, site=site)
     return settled
 
@@ -197,8 +201,8 @@ def _record_field(session: Session, sealer: Sealer, kit: Kit, page: ScannedPage,
         sealer.seal_number(session, record, outcome.digits)
     crop_id = None
     if status in ("review", "miswritten") and outcome.crop_png is not None:
-        crop_id = sealer.store_file(session, "field_crop", f"{kit.code}-{outcome.field}-{page.id}", outcome.crop_png,
-                                    kit_id=kit.id).id
+        crop_id = sealer.store_file(session, "field_crop", idcheck.reading_name(kit, outcome.field, page.id),
+                                    outcome.crop_png, kit_id=kit.id).id
     if status == "review":
         session.add(ReviewItem(number_record_id=record.id, crop_file_id=crop_id,
                                reason=reason or "the reader is not sure of every digit"))
