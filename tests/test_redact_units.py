@@ -358,7 +358,7 @@ def _reading(texts_and_confs, line="L"):
     for text, conf in texts_and_confs:
         ws.append(W(text, x, conf=conf))
         x += ws[-1].width + 12
-    return _Reading(SimpleNamespace(line=line), ws)
+    return _Reading(SimpleNamespace(line=line, reverse=False), ws)
 
 
 @pytest.mark.parametrize("reading, clear", [

@@ -522,13 +522,12 @@ def unaccounted_lines(rows, readings) -> list[tuple]:
     leaves the page unproven: it is not written, and goes to a person. A row read clearly as something else
     (a 13-digit corporate number, a date) is accounted for."""
     by_line: dict = {}
-    for r in readings:
-        by_line.setdefault(r.crop.line, []).append(r.words)
-    # every reading must be clear: where the way up is not known the line is read both ways, and the wrong
-    # way's garble (few digits) must not vouch for a garbled right way
     ways: dict = {}
     for r in readings:
-        ways.setdefault(r.crop.line, set()).add(bool(getattr(r.crop, "reverse", False)))
+        by_line.setdefault(r.crop.line, []).append(r.words)
+        ways.setdefault(r.crop.line, set()).add(r.crop.reverse)
+    # every reading must be clear: where the way up is not known the line is read both ways, and the wrong
+    # way's garble (few digits) must not vouch for a garbled right way
     return [(ln, tuple(sorted(ways.get(ln, {False})))) for ln, run in rows
             if run >= UNPROVEN_MIN_RUN and not all(_reads_clearly(ws) for ws in by_line.get(ln, []))]
 

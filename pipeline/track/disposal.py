@@ -222,7 +222,7 @@ def _dispose(session: Session, document: Document, batch: DisposalBatch, outcome
         return
     if page.stored_file_id is not None:
         _erase_file(session, session.get(StoredFile, page.stored_file_id), document, batch, outcome, actor=actor)
-    _erase_file(session, _named(session, idcheck.ID_NUMBERS, idcheck.id_numbers_name(page)), document, batch,
+    _erase_file(session, idcheck.stored_file(session, idcheck.ID_NUMBERS, idcheck.id_numbers_name(page)), document, batch,
                 outcome, actor=actor)
     records = session.execute(select(NumberRecord).where(NumberRecord.scanned_page_id == page.id)
                               .order_by(NumberRecord.field)).scalars().all()
@@ -240,10 +240,6 @@ def _erase_file(session: Session, stored: StoredFile | None, document: Document,
                  details={"batch": batch.code, "kind": stored.kind, "stored_file": stored.id})
 
 
-def _named(session: Session, kind: str, name: str) -> StoredFile | None:
-    return session.execute(select(StoredFile).where(StoredFile.relpath == f"{kind}/{name}.bin")).scalar_one_or_none()
-
-
 def _erase_number(session: Session, record: NumberRecord, kit: Kit, page: ScannedPage, document: Document,
                   batch: DisposalBatch, outcome: Outcome, *, actor: str) -> None:
     had_number = record.ciphertext is not None or record.number_hash is not None
@@ -255,7 +251,7 @@ def _erase_number(session: Session, record: NumberRecord, kit: Kit, page: Scanne
         select(ReviewItem).where(ReviewItem.number_record_id == record.id)).scalars() if item.crop_file_id}
     # ... and so is the classifier's reading of it, kept for the ID-copy check
     for kind in ("field_crop", idcheck.FIELD_READING):
-        by_name = _named(session, kind, idcheck.reading_name(kit, record.field, page.id))
+        by_name = idcheck.stored_file(session, kind, idcheck.reading_name(kit, record.field, page.id))
         if by_name is not None:
             crops.add(by_name.id)
     for crop_id in sorted(crops):

@@ -54,13 +54,14 @@ def store_reading(session: Session, sealer: Sealer, kit: Kit, field: str, page_i
 def assign_id_numbers(session: Session, page: ScannedPage) -> bool:
     """An untagged ID copy was assigned to a kit: its numbers now belong to that kit too. False when the page
     had none."""
-    stored = _stored(session, ID_NUMBERS, id_numbers_name(page))
+    stored = stored_file(session, ID_NUMBERS, id_numbers_name(page))
     if stored is not None:
         stored.kit_id = page.kit_id
     return stored is not None
 
 
-def _stored(session: Session, kind: str, name: str) -> StoredFile | None:
+def stored_file(session: Session, kind: str, name: str) -> StoredFile | None:
+    """The sealed file of this kind and name (`Sealer.store_file` names it `<kind>/<name>.bin`), if any."""
     return session.execute(select(StoredFile).where(StoredFile.relpath == f"{kind}/{name}.bin")).scalar_one_or_none()
 
 
@@ -96,7 +97,7 @@ def _open_items(session: Session, sealer: Sealer, kit: Kit) -> list[_Candidate]:
                            .order_by(ReviewItem.id)).all()
     out = []
     for item, record in rows:
-        stored = _stored(session, FIELD_READING, reading_name(kit, record.field, record.scanned_page_id))
+        stored = stored_file(session, FIELD_READING, reading_name(kit, record.field, record.scanned_page_id))
         if stored is None or not _readable(session, stored):
             continue   # a field with an empty box, or read before readings were kept: people key it
         probs = np.load(io.BytesIO(sealer.read_file(session, stored)), allow_pickle=False)
