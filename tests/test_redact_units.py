@@ -33,6 +33,10 @@ class W:                       # a word as tesseract gives it
         if not self.width:
             self.width = 20 * len(self.text)
 
+    @property
+    def right(self) -> int:
+        return self.left + self.width
+
 
 def words(*texts, gap=12, conf=95.0):
     out, x = [], 0
@@ -75,6 +79,14 @@ def test_words_split_at_kanji_and_far_gaps():
     assert [t.digits for t in toks] == ["2097", "11", "12"]
     assert spans_of("1234X5678Y9018") == []          # letters between groups: not one number (MRZ lines)
     assert spans_of("1234", "5678", "9018", gap=400) == []   # three far-apart groups are not one number
+
+
+def test_a_speck_between_groups_of_four_does_not_split_a_number():
+    assert [s.valid for s in spans_of("1234", "5678,9018")] == [True]
+    assert [s.valid for s in spans_of("1234.5678", "9018")] == [True]
+    assert spans_of("2030.11.12", "1234") == []        # a date's groups are not a number's
+    assert spans_of("123,456,789,018") == []            # nor an amount's
+    assert spans_of("1234", "5678/9018") == []          # a slash is a real separator
 
 
 def test_confusable_letters_in_mostly_digit_words():
@@ -428,3 +440,39 @@ def test_the_glyph_reader_sees_a_valid_number_only():
     assert glyphreader.sees_number(*upside_down, 22.0, clf)          # either way up
     for other in ("1234 5678 9010", "1234567890123", "03 1234 5678"):  # check digit fails; 13 digits; 10 digits
         assert not glyphreader.sees_number(*_printed_line(other), 22.0, clf)
+
+
+def test_a_span_box_grows_to_whole_glyphs():
+    """Tesseract's word box may start inside a digit, or give the first digit to junk read before it: the
+    box that is covered grows to every glyph it cuts and to the glyph it left out, but not to a label."""
+    import cv2
+    from pipeline.redact.analyzer import _whole_glyphs
+    binary, _ = _printed_line("XX 1234 5678 9018")
+    _, _, st, _ = cv2.connectedComponentsWithStats((binary < 128).astype(np.uint8), connectivity=8)
+    glyphs = sorted((int(x), int(x + w)) for x, _, w, _, _ in st[1:])    # "XX", "1", "2", "34" (touching), ...
+    label, one, two, last = glyphs[0], glyphs[1], glyphs[2], glyphs[-1]
+    top, bottom = 10.0, 38.0
+
+    def span(left, right):
+        return digits.Span("123456789018", True, 90.0, (float(left), top, float(right), bottom), 3)
+
+    whole = span(one[0] - 1, last[1] + 1)
+    assert _whole_glyphs(whole, binary).box == whole.box                        # nothing to grow
+    grown = _whole_glyphs(span(one[0] + 4, last[1] - 5), binary).box
+    assert grown[0] == one[0] and grown[2] == last[1]                           # the cut glyphs are whole
+    grown = _whole_glyphs(span(two[0] - 1, last[1] + 1), binary).box
+    assert grown[0] == one[0] and grown[0] > label[1]                           # the left-out "1", not "XX"
+
+
+@pytest.mark.parametrize("words, garbled", [
+    ([("PKAT", 0), ("SEIZE", 0)], True),                      # a number tesseract made nothing of
+    ([("21", 39), ("FEB", 39), ("2033", 89)], False),         # a date with a year read surely
+    ([("TOBSRAMCRELTC", 0), ("LEW", 71)], False),             # kana text: one word read with confidence
+    ([("1234", 30), ("5678", 20), ("9012", 10)], False),      # read as digits: the check digit decides
+])
+def test_a_row_read_as_nothing_is_garbled(words, garbled):
+    from pipeline.redact.analyzer import _garbled_over
+    r = _reading(words)
+    r.crop.size = (sum(w.width for w in r.words) + 12 * len(r.words), 40)
+    assert _garbled_over(r, (0.0, 1.0)) == garbled
+    assert not _garbled_over(r, (0.99, 1.0))                  # nothing over the row: nothing garbled

@@ -12,7 +12,9 @@ somebody else's job (`redactor.py`), so another analyser can be added and tested
   12-digit spans (`digits.py`) with a valid check digit are numbers. Doubtful spans (low confidence, or a
   failed check digit) get a second look with the Japanese model around the span: a failed check digit
   counts when a label (個人番号, マイナンバー, 番号) is next to it; a span whose digits are really
-  interleaved with kanji (a date such as 2097年11月12日) does not.
+  interleaved with kanji (a date such as 2097年11月12日) does not. A line tesseract misread (a failed check
+  digit, an unclear reading, a number's worth of glyphs read as nothing but unsure letters) is read again
+  larger. A span's box is grown to the whole glyphs it cuts or left out (word boxes can stop inside a digit).
 - `BarcodeAnalyzer`: QR codes and barcodes (zxing-cpp) whose payload holds a 12-digit My Number.
 
 OCR goes through `OcrRequest`s yielded by `steps(page)` generators: `analyze(page)` runs them for one page,
@@ -24,7 +26,7 @@ import hashlib
 import logging
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generator, Iterable, Protocol, Sequence
 
 import cv2
@@ -183,6 +185,50 @@ def _ocr(page: PageImage, images: Sequence[np.ndarray], **params) -> Steps:
 class _Reading:
     crop: candidates.LineCrop
     words: list
+    image: np.ndarray | None = field(default=None, repr=False)   # what tesseract read (binarised crop)
+
+
+def _whole_glyphs(span: digits.Span, image: np.ndarray | None) -> digits.Span:
+    """The span with its box grown to whole glyphs. Tesseract's word boxes can stop inside a blurred first or
+    last digit, or leave a digit out altogether (given to junk read next to it): the box is grown to every
+    glyph of the span's height that it cuts through, and while it holds fewer than 12 digits' worth of
+    glyphs, to the nearest glyph next to it (digits of a group sit closer than a text height apart), so that
+    no digit is left showing."""
+    if image is None:
+        return span
+    l, t, r, b = span.box
+    h = max(b - t, 1.0)
+    ink = (image < 128).astype(np.uint8)
+    _, _, st, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    st = st[1:]
+    mid = st[:, 1] + st[:, 3] / 2
+    glyph = (st[:, 3] >= 0.45 * h) & (st[:, 3] <= 1.4 * h) & (mid > t) & (mid < b)
+    x0 = st[glyph, 0].astype(float)
+    x1 = x0 + st[glyph, 2]
+    if not len(x0):
+        return span
+    cut_left = (x0 < l) & (x1 > l)
+    cut_right = (x0 < r) & (x1 > r)
+    new_l = max(float(x0[cut_left].min()), l - h) if cut_left.any() else l
+    new_r = min(float(x1[cut_right].max()), r + h) if cut_right.any() else r
+    units = np.maximum(1, np.rint((x1 - x0) / (0.65 * h))).astype(int)
+    centre = (x0 + x1) / 2
+    count = int(units[(centre >= new_l) & (centre < new_r)].sum())
+    while count < number.LENGTH:
+        before = np.nonzero((x1 <= new_l + 1) & (new_l - x1 < h))[0]
+        after = np.nonzero((x0 >= new_r - 1) & (x0 - new_r < h))[0]
+        gaps = [(new_l - x1[i], i, "l") for i in before] + [(x0[i] - new_r, i, "r") for i in after]
+        if not gaps:
+            break
+        _, i, side = min(gaps)
+        if side == "l":
+            new_l = float(x0[i])
+        else:
+            new_r = float(x1[i])
+        count += int(units[i])
+    if new_l == l and new_r == r:
+        return span
+    return replace(span, box=(new_l, t, new_r, b))
 
 
 def _quad_of_box(crop: candidates.LineCrop, box, margin_page: float) -> tuple[tuple[float, float], ...]:
@@ -288,13 +334,19 @@ class OcrNumberAnalyzer:
         return [ln for ln in search.lines if ln.axis in axes]
 
     def digit_run(self, page: PageImage, cuts: _Cuts, line: candidates.Line) -> int:
-        """The longest row of digit-like glyphs on the line (glyphs.py), remembered by crop content."""
+        """Digits' worth of the longest row of digit-like glyphs on the line (glyphs.py)."""
+        return self.digit_row(page, cuts, line)[0]
+
+    def digit_row(self, page: PageImage, cuts: _Cuts, line: candidates.Line) -> tuple[int, float, float]:
+        """The longest row of digit-like glyphs on the line: digits' worth, and where it starts and ends as
+        fractions of the line's crop read along the line; remembered by crop content."""
         img = cuts.image(line, False, self.target_height)
-        key = ("digit-run", _digest(img, self.target_height))
+        key = ("digit-row", _digest(img, self.target_height))
         if key not in page.memo:
             text_height = min(self.target_height, 3.0 * line.text_height)   # crops_for upscales at most 3x
             along, across = cuts.crop(line, False, self.target_height).scale()
-            page.memo[key] = glyphs.digit_run(img, text_height, squeeze=across / along)
+            run, x0, x1 = glyphs.digit_row(img, text_height, squeeze=across / along)
+            page.memo[key] = (run, x0 / img.shape[1], x1 / img.shape[1])
         return page.memo[key]
 
     def read_steps(self, page: PageImage, cuts: _Cuts, lines: Sequence[candidates.Line],
@@ -342,7 +394,7 @@ class OcrNumberAnalyzer:
             page.memo[("orientation", a)] = known[a]
         final = wanted(lambda a: known[a])
         got = yield from self._read(page, cuts, [k for k in final if k not in got], got)
-        return [_Reading(cuts.crop(*k), got[k]) for k in final]
+        return [_Reading(cuts.crop(*k), got[k], cuts.image(*k)) for k in final]
 
     def _read(self, page: PageImage, cuts: _Cuts, keys: list[tuple], got: dict) -> Steps:
         keys = list(dict.fromkeys(keys))
@@ -358,19 +410,20 @@ class OcrNumberAnalyzer:
         if not rows:
             return []
         readings = yield from self.read_steps(page, cuts, lines, rows)
-        spans_of = [digits.spans(digits.tokens_from_words(r.words)) for r in readings]
+        spans_of = [[_whole_glyphs(s, r.image) for s in digits.spans(digits.tokens_from_words(r.words))]
+                    for r in readings]
         # 12 digits whose check digit fails, or a row of digits not read clearly, are most often a digit misread
         # at this crop's scale (a bold 8 read as 6, a 1 as ']'): such a line is read once more at another
         # height, where the digit usually comes out
         retry = [(r.crop.line, r.crop.reverse, self.retry_height) for r, spans in zip(readings, spans_of)
                  if self.retry_height != self.target_height and not any(s.valid for s in spans)
-                 and (spans or not _reads_clearly(r.words))]
+                 and (spans or not _reads_clearly(r.words) or self._garbled_row(page, cuts, r))]
         if retry:
             again = yield from self._read(page, cuts, retry, {})
             for k in dict.fromkeys(retry):   # kept only where it found what the first reading missed
-                spans = digits.spans(digits.tokens_from_words(again[k]))
+                spans = [_whole_glyphs(s, cuts.image(*k)) for s in digits.spans(digits.tokens_from_words(again[k]))]
                 if any(s.valid for s in spans):
-                    readings.append(_Reading(cuts.crop(*k), again[k]))
+                    readings.append(_Reading(cuts.crop(*k), again[k], cuts.image(*k)))
                     spans_of.append(spans)
         if self.account_rows:
             unclear = unaccounted_lines(rows, readings)
@@ -402,6 +455,11 @@ class OcrNumberAnalyzer:
     def analyze(self, page: PageImage) -> list[Finding]:
         return run_steps(self.steps(page))
 
+    def _garbled_row(self, page: PageImage, cuts: _Cuts, reading: _Reading) -> bool:
+        """A row of a number's length or more that the reading made nothing of (see `_garbled_over`)."""
+        run, start, end = self.digit_row(page, cuts, reading.crop.line)
+        return run >= number.LENGTH and _garbled_over(reading, (start, end))
+
     def _dates_and_addresses_out(self, page: PageImage, cuts: _Cuts, unclear: list) -> Steps:
         """Rows not read clearly ((line, ways it was read) pairs), read again with the Japanese model, larger
         (a small date's kanji come out as letters at the usual height): a date or an address (kanji between
@@ -421,9 +479,10 @@ class OcrNumberAnalyzer:
         """Rows of digit-like glyphs on which the digit classifier (glyphreader.py) reads a valid number
         that tesseract did not read as one (`read_by_ocr`: lines it did): a number the redaction missed."""
         from ..scan.digits import DigitClassifier
-        # a line tesseract read with confidence throughout is what it says: only doubtful readings get a
-        # second reader (it costs ~10 ms a line)
-        doubtful = {r.crop.line for r in readings if any(float(w.conf) < GLYPH_CHECK_BELOW_CONF for w in r.words)}
+        # a row tesseract read with confidence is what it says: only rows read with doubt get a second reader
+        # (it costs ~10 ms a line). Doubt elsewhere on the line (a kanji label read as letters) does not count
+        doubtful = {r.crop.line for r in readings
+                    if _unsure_over(r, self.digit_row(page, cuts, r.crop.line)[1:])}
         seen = 0
         for ln, run in rows:
             if ln in read_by_ocr or ln not in doubtful:
@@ -468,13 +527,37 @@ class OcrNumberAnalyzer:
             n_digits = sum(c.isascii() and c.isdigit() for c in inside_text)
             n_cjk = len(_CJK.findall(inside_text))
             if span.valid:
-                # a valid check digit counts unless the span is really text (a date, an address) read as digits
-                if n_cjk >= 2 and n_digits < 10:
+                # a valid check digit counts unless the span is really text read as digits: a date or an
+                # address (kanji between its digits). Kanji elsewhere in it are noise read as kanji: on a
+                # harsh copy the Japanese model makes kanji and kana of specks around a number
+                if n_digits < 10 and _DATE_OR_ADDRESS.search(inside_text.replace(" ", "")):
                     continue
                 out.append((reading, span, "check digit"))
             elif labelled and n_digits >= 9 and n_cjk <= 1:
                 out.append((reading, span, "label"))
         return out
+
+
+def _words_over(reading: _Reading, row: tuple[float, float]) -> list:
+    """The words of a reading over the row (where it starts and ends, as fractions of the line's crop read
+    along the line)."""
+    width = reading.crop.size[0]
+    start, end = (1 - row[1], 1 - row[0]) if reading.crop.reverse else row
+    return [w for w in reading.words if w.left < end * width and w.right > start * width]
+
+
+def _unsure_over(reading: _Reading, row: tuple[float, float]) -> bool:
+    """Whether a word over the row was read with less confidence than GLYPH_CHECK_BELOW_CONF."""
+    return any(float(w.conf) < GLYPH_CHECK_BELOW_CONF for w in _words_over(reading, row))
+
+
+def _garbled_over(reading: _Reading, row: tuple[float, float]) -> bool:
+    """Whether the row was read as nothing but words without confidence and few digits: a number's worth of
+    digit-like glyphs that tesseract made nothing of ('PKAT SEIZE' for a blurred, noisy number). Kanji labels
+    next to the row are not over it; a word read with confidence (a date's year, 'PASSPORT') means text."""
+    words = _words_over(reading, row)
+    n_digits = sum(c.isascii() and c.isdigit() for w in words for c in digits.clean_word(w.text))
+    return bool(words) and n_digits < UNPROVEN_MIN_DIGITS and all(float(w.conf) < UNPROVEN_MIN_CONF for w in words)
 
 
 def _reads_clearly(words) -> bool:

@@ -57,6 +57,7 @@ _CONFUSABLE = str.maketrans({"O": "0", "o": "0", "D": "0", "Q": "0", "I": "1", "
 _DASHES = str.maketrans({c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\uff0d~"})
 _SPECKS = str.maketrans({c: None for c in "°'\"`´^*¨˚_"})
 _GROUP = re.compile(r"[0-9](?:[0-9]|-(?=[0-9]))*")
+_GROUP_OF_FOUR = re.compile(r"[0-9]{4}")
 
 
 def clean_word(text: str) -> str:
@@ -78,18 +79,26 @@ def tokens_from_words(words: Iterable) -> list[Token]:
     """Words (anything with text/conf/left/top/width/height) to digit tokens, left to right. A word is split
     at anything that is neither a digit nor a dash between digits ("2097年11月12日" -> 2097, 11, 12, and
     an MRZ line at its letters); each part gets its share of the word's box, and parts split by a letter
-    never join into one number (a printed number has only spaces or dashes between its groups)."""
+    never join into one number (a printed number has only spaces or dashes between its groups). One
+    exception: two groups of four digits with one ',' or '.' between them ('4916,3047') are a number's
+    groups with a noise speck read in the space; a date (2030.11.12) or an amount (1,234,567) never has
+    four digits on both sides."""
     out = []
     for w in words:
         text = clean_word(w.text)
         n = max(len(text), 1)
-        for k, m in enumerate(_GROUP.finditer(text)):
+        before = None
+        for m in _GROUP.finditer(text):
             part = m.group(0)
             digits = part.replace("-", "")
             left = w.left + w.width * m.start() / n
             right = w.left + w.width * m.end() / n
+            joined = before is None or (text[before.end():m.start()] in (",", ".")
+                                        and _GROUP_OF_FOUR.fullmatch(before.group(0)) is not None
+                                        and _GROUP_OF_FOUR.fullmatch(part) is not None)
             out.append(Token(part, digits, float(w.conf), float(left), float(w.top), float(right),
-                             float(w.top + w.height), joined=(k == 0)))
+                             float(w.top + w.height), joined=joined))
+            before = m
     out.sort(key=lambda t: t.left)
     return out
 

@@ -59,6 +59,17 @@ def _has_number(probs: np.ndarray, where: list[tuple]) -> bool:
     return False
 
 
+def _could_hold_number(where: list[tuple]) -> bool:
+    """Whether the glyphs hold 12 in a row within MAX_GAP of each other at all (the classifier need not look
+    at a line of scattered glyphs: a date, a phone number)."""
+    run = 1
+    for a, b in zip(where, where[1:]):
+        run = run + 1 if _gap(a, b) <= MAX_GAP * b[3] else 1
+        if run >= number.LENGTH:
+            return True
+    return False
+
+
 def _gap(a: tuple, b: tuple) -> float:
     return max(b[0] - (a[0] + a[2]), a[0] - (b[0] + b[2]), 0)
 
@@ -74,7 +85,7 @@ def sees_number(binary: np.ndarray, grey: np.ndarray, text_height: float, classi
             if image is not None:
                 images.append(image)
                 where.append((x0, y, x1 - x0, h))
-    if len(images) < number.LENGTH:
+    if not _could_hold_number(where):
         return False
     batch = np.stack(images)
     if _has_number(classifier.predict_proba(batch), where):

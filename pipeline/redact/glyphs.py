@@ -87,6 +87,7 @@ class _Row:
 
     def __init__(self, box: Box, wide: int):
         self.ref = self.last = box
+        self.start = box[0]
         self.count, self.pending, self.blots = wide, 0, 0
         self.sizes = [box[2:]] if wide == 1 else []      # (w, h) of its simple glyphs one digit wide
 
@@ -134,6 +135,10 @@ class _Row:
                 and gw <= min(BLOT_ASPECT, BLOT_PAGE_ASPECT * squeeze) * gh
                 and gw <= max(width, DIGIT_WIDTH * height) + 1)  # a pixel: widths are whole pixels of a blur
 
+    def extent(self) -> tuple[float, float]:
+        """From its first glyph's left to its last simple glyph's right, in crop x pixels."""
+        return self.start, self.ref[0] + self.ref[2]
+
     def blot(self, box: Box) -> None:
         self.pending += 1
         self.blots += 1
@@ -141,7 +146,15 @@ class _Row:
 
 
 def digit_run(img: np.ndarray, text_height: float, gap: float = 2.2, squeeze: float = 1.0) -> int:
-    """Digits' worth of the longest row of simple glyphs of one height on a binarised line crop.
+    """Digits' worth of the longest row of simple glyphs of one height on a binarised line crop (see
+    `digit_row`)."""
+    return digit_row(img, text_height, gap, squeeze)[0]
+
+
+def digit_row(img: np.ndarray, text_height: float, gap: float = 2.2,
+              squeeze: float = 1.0) -> tuple[int, float, float]:
+    """The longest row of simple glyphs of one height on a binarised line crop: digits' worth, and where it
+    starts and ends along the crop (x pixels; 0, 0 when there is none).
 
     `text_height`: the expected text height in crop pixels; `gap`: the widest space inside a row, in glyph
     heights (full-width digit groups, squeezed by the crop, stay below it). Up to MAX_BLOTS complex glyphs
@@ -149,16 +162,17 @@ def digit_run(img: np.ndarray, text_height: float, gap: float = 2.2, squeeze: fl
     draws a glyph than the page does (its scale along the line over its scale across it)."""
     table = _glyphs(img, text_height)
     if table is None:
-        return 0
+        return 0, 0.0, 0.0
     x, y, w, h, wide, simple = table
-    best = 0
+    best, where = 0, (0.0, 0.0)
     row = None
     for i in np.argsort(x, kind="stable"):
         box = (x[i], y[i], w[i], h[i])
         if row is None:
             if simple[i]:
                 row = _Row(box, int(wide[i]))
-                best = max(best, row.count)
+                if row.count > best:
+                    best, where = row.count, row.extent()
             continue
         if row.smaller_part(box) or row.stray_speck(box):
             continue
@@ -168,12 +182,13 @@ def digit_run(img: np.ndarray, text_height: float, gap: float = 2.2, squeeze: fl
                 row.add(box, int(wide[i]))
             else:
                 row = _Row(box, int(wide[i]))
-            best = max(best, row.count)
+            if row.count > best:
+                best, where = row.count, row.extent()
         elif in_row and row.takes_blot(box, squeeze):
             row.blot(box)
         else:
             row = None
-    return best
+    return best, float(where[0]), float(where[1])
 
 
 def glyph_boxes(img: np.ndarray, text_height: float) -> list[tuple[int, int, int, int, int]]:
