@@ -284,9 +284,28 @@ class _Cuts:
     def image(self, line: candidates.Line, reverse: bool, height: float) -> np.ndarray:
         key = (line, reverse, height)
         if key not in self._images:
-            self._images[key] = candidates.cut(self.page.gray, self.crop(line, reverse, height), block=self.block,
-                                               despeckle=True)
+            crop = self.crop(line, reverse, height)
+            # remembered by the pixels it is cut from: the proof's redacted copy has the same pixels wherever
+            # no box was drawn, and a line there is cut exactly as before (the cut is deterministic)
+            content = ("cut", self._source_digest(crop))
+            if content not in self.page.memo:
+                self.page.memo[content] = candidates.cut(self.page.gray, crop, block=self.block, despeckle=True)
+            self._images[key] = self.page.memo[content]
         return self._images[key]
+
+    def _source_digest(self, crop: candidates.LineCrop) -> bytes:
+        """A digest of what `candidates.cut` reads for `crop`: the page pixels under it (the bounding box of
+        its corners, two pixels more for interpolation), its geometry and the cut's settings."""
+        w, h = crop.size
+        corners = crop.to_page(np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=float))
+        H, W = self.page.gray.shape
+        x0, y0 = np.floor(corners.min(0)).astype(int) - 2
+        x1, y1 = np.ceil(corners.max(0)).astype(int) + 3
+        region = self.page.gray[max(0, y0):min(H, y1), max(0, x0):min(W, x1)]
+        digest = hashlib.blake2b(np.ascontiguousarray(region).tobytes(), digest_size=16)
+        digest.update(repr((region.shape, max(0, x0), max(0, y0), crop.size, crop.matrix.tobytes(),
+                            crop.line.text_height, self.block)).encode())
+        return digest.digest()
 
 
 class OcrNumberAnalyzer:
@@ -493,7 +512,8 @@ class OcrNumberAnalyzer:
                 crop = cuts.crop(ln, False, self.target_height)
                 grey = candidates.cut(page.gray, crop, binarise=False)
                 text_height = min(self.target_height, 3.0 * ln.text_height)
-                page.memo[key] = glyphreader.sees_number(binary, grey, text_height, DigitClassifier.load())
+                page.memo[key] = glyphreader.sees_number(binary, grey, text_height,
+                                                         DigitClassifier.load().first_network())
             seen += bool(page.memo[key])
         return seen
 

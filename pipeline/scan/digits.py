@@ -15,6 +15,8 @@ them is returned, never printed.
 """
 from __future__ import annotations
 
+import copy
+
 import json
 import threading
 from pathlib import Path
@@ -520,6 +522,18 @@ class DigitClassifier:
                 with np.load(p, allow_pickle=False) as z:
                     cls._cache[key] = cls({k: z[k] for k in z.files})
             return cls._cache[key]
+
+    def first_network(self) -> "DigitClassifier":
+        """The ensemble's first network alone, at a fraction of the cost: for a reader that only screens for
+        digits (the redaction proof's glyph reader), never for accepting a handwritten number."""
+        if len(self.networks) == 1:
+            return self
+        single = getattr(self, "_single", None)
+        if single is None:
+            single = copy.copy(self)
+            single.networks = self.networks[:1]
+            self._single = single
+        return single
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Logits (N, 10), averaged over the ensemble's networks, before the temperature."""
