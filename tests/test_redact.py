@@ -117,12 +117,18 @@ HARSH = [dict(kind="sheet", seed=747, grouping="fullwidth", rotation=90, backgro
          dict(kind="residence", seed=2030, grouping="fullwidth", rotation=180, background="dark", contrast=0.35,
               noise=16.0, blur=1.2, jpeg=40),
          dict(kind="notification", seed=2013, grouping="fullwidth", rotation=90, skew=3.0, background="dark",
-              contrast=0.35, noise=16.0, blur=1.2, jpeg=60)]
+              contrast=0.35, noise=16.0, blur=1.2, jpeg=60),
+         # once passed with a number showing: a group read as letters next to the rest ('SOTE 4166 6890'); a
+         # row broken by specks, read with a digit lost
+         dict(kind="sheet", seed=3047, grouping="fullwidth", background="dark_surround", contrast=0.35, noise=16.0,
+              blur=1.2, jpeg=40),
+         dict(kind="sheet", seed=10015, grouping="fullwidth", rotation=90, skew=3.0, background="dark",
+              contrast=0.6, noise=16.0, blur=1.2, jpeg=60)]
 
 
 # Harsh copies whose proof once passed with a number left showing: tesseract read a speck between two groups
 # as ',' (5015), gave a blurred first digit to the junk before it or cut it (5015, 8010), read a valid number
-# without confidence among specks the Japanese model made kanji of (5035), or made letters of all of it (8043)
+# without confidence among specks the Japanese model made kanji of (5035), made letters of all of it (8043)
 SHOWN_ONCE = [dict(kind="sheet", seed=5015, grouping="fullwidth", rotation=270, skew=1.5, background="dark_surround",
                    contrast=0.35, noise=12.0, blur=1.2, jpeg=60),
               dict(kind="sheet", seed=5035, grouping="space", rotation=180, skew=3.0, background="light",
@@ -130,7 +136,10 @@ SHOWN_ONCE = [dict(kind="sheet", seed=5015, grouping="fullwidth", rotation=270, 
               dict(kind="residence", seed=8010, grouping="none", rotation=90, skew=3.0,
                    background="dark_surround", contrast=0.35, noise=16.0, jpeg=40),
               dict(kind="sheet", seed=8043, grouping="none", rotation=180, skew=1.5, background="dark", contrast=0.35,
-                   noise=16.0, blur=1.2, jpeg=60)]
+                   noise=16.0, blur=1.2, jpeg=60),
+              # specks stuck to two digits broke the row of glyphs: never read; the digit classifier reads it
+              dict(kind="sheet", seed=11047, grouping="fullwidth", rotation=0, skew=3.0, background="dark_surround",
+                   contrast=0.35, noise=16.0, blur=0.8, jpeg=60)]
 
 
 @pytest.mark.parametrize("params", SHOWN_ONCE, ids=[f"{h['kind']}-{h['seed']}" for h in SHOWN_ONCE])

@@ -84,6 +84,7 @@ def test_words_split_at_kanji_and_far_gaps():
 def test_a_speck_between_groups_of_four_does_not_split_a_number():
     assert [s.valid for s in spans_of("1234", "5678,9018")] == [True]
     assert [s.valid for s in spans_of("1234.5678", "9018")] == [True]
+    assert [s.valid for s in spans_of("1234.56789018")] == [True]      # two groups run together
     assert spans_of("2030.11.12", "1234") == []        # a date's groups are not a number's
     assert spans_of("123,456,789,018") == []            # nor an amount's
     assert spans_of("1234", "5678/9018") == []          # a slash is a real separator
@@ -382,6 +383,8 @@ def _reading(texts_and_confs, line="L"):
     ([("1234", 95), ("5678", 96), ("9019", 95)], True),       # ... read surely: another 12-digit code
     ([("§23", 83), ("4567", 94), ("8901", 96)], False),       # a digit read as a mark
     ([("1234", 93), ("5678", 45), ("901", 91), ("8", 30)], False),   # a number's worth read without confidence
+    ([("yeaa.", 51), ("SOTE", 32), ("4166", 58), ("6890", 83)], False),  # a group read as an unsure word
+    ([("SOTE", 92), ("4166", 88), ("6890", 90)], True),       # ... read surely: a word of letters, and digits
 ])
 def test_the_proof_accounts_for_every_row_of_digits(reading, clear):
     from pipeline.redact.analyzer import unaccounted_rows
@@ -440,6 +443,17 @@ def test_the_glyph_reader_sees_a_valid_number_only():
     assert glyphreader.sees_number(*upside_down, 22.0, clf)          # either way up
     for other in ("1234 5678 9010", "1234567890123", "03 1234 5678"):  # check digit fails; 13 digits; 10 digits
         assert not glyphreader.sees_number(*_printed_line(other), 22.0, clf)
+    # what it reads is a span over its twelve glyphs, to be covered; the digits stay out of its repr
+    binary, grey = _printed_line("1234 5678 9018")
+    for turned in (False, True):
+        if turned:
+            binary, grey = np.ascontiguousarray(binary[::-1, ::-1]), np.ascontiguousarray(grey[::-1, ::-1])
+        [span] = glyphreader.read_numbers(binary, grey, 22.0, clf)
+        cols = np.nonzero((binary < 128).any(axis=0))[0]
+        rows = np.nonzero((binary < 128).any(axis=1))[0]
+        assert span.valid and span.digits == "123456789018" and "5678" not in repr(span)
+        assert span.box[0] <= cols[0] and span.box[2] >= cols[-1] + 1     # from the first glyph to the last
+        assert span.box[1] <= rows[0] and span.box[3] >= rows[-1] + 1
 
 
 def test_a_span_box_grows_to_whole_glyphs():

@@ -44,6 +44,8 @@ LABELS = ("個人番号", "マイナンバー", "番号", "ナンバー", "個�
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
 # digits, kanji, digits, kanji: a date or an address ("1960年11月21日", "5丁目24番7号"), even with its small kanji
 # misread as other kanji; 一 is left out, as the Japanese model reads a hyphen as 一
+_LETTERS_AND_DIGITS = re.compile(r"[A-Za-z]\d|\d[A-Za-z]")
+SECOND_LOOK_SURE = 70.0   # Japanese-model word confidence above which what it read is text, not noise
 _DATE_OR_ADDRESS = re.compile(r"\d[\u3400-\u4dff\u4e01-\u9fff]+\d+[\u3400-\u4dff\u4e01-\u9fff]")
 
 
@@ -436,7 +438,8 @@ class OcrNumberAnalyzer:
         # height, where the digit usually comes out
         retry = [(r.crop.line, r.crop.reverse, self.retry_height) for r, spans in zip(readings, spans_of)
                  if self.retry_height != self.target_height and not any(s.valid for s in spans)
-                 and (spans or not _reads_clearly(r.words) or self._garbled_row(page, cuts, r))]
+                 and (spans or not _reads_clearly(r.words, self.digit_run(page, cuts, r.crop.line))
+                      or self._garbled_row(page, cuts, r))]
         if retry:
             again = yield from self._read(page, cuts, retry, {})
             for k in dict.fromkeys(retry):   # kept only where it found what the first reading missed
@@ -449,8 +452,9 @@ class OcrNumberAnalyzer:
             if unclear:
                 unclear = yield from self._dates_and_addresses_out(page, cuts, unclear)
             page.unproven += len(unclear)
-            read_by_ocr = {r.crop.line for r, spans in zip(readings, spans_of) if any(s.valid for s in spans)}
-            page.unproven += self._seen_by_glyph_reader(page, cuts, rows, readings, read_by_ocr)
+        # rows tesseract read with doubt and not as a number get the digit classifier as a second reader
+        read_by_ocr = {r.crop.line for r, spans in zip(readings, spans_of) if any(s.valid for s in spans)}
+        by_classifier = self._read_by_glyph_reader(page, cuts, rows, readings, read_by_ocr)
         # a number read confidently with a valid check digit is sure; anything else 12 digits long gets a
         # second look
         sure: list[tuple[_Reading, digits.Span, str]] = []
@@ -464,6 +468,7 @@ class OcrNumberAnalyzer:
                     sure.append((reading, span, "check digit"))
                 elif span.valid or span.conf >= self.low_conf:
                     doubtful.append((reading, span))
+        sure += [(r, s, "check digit") for r, s in by_classifier]
         sure_findings = [self._finding(page, r, s, reason) for r, s, reason in sure]
         # a doubtful reading of something already found (e.g. the same number upside down) needs no look
         doubtful = [(r, s) for r, s in doubtful
@@ -494,28 +499,30 @@ class OcrNumberAnalyzer:
                 text_lines.add(ln)
         return [(ln, ways) for ln, ways in unclear if ln not in text_lines]
 
-    def _seen_by_glyph_reader(self, page: PageImage, cuts: _Cuts, rows, readings, read_by_ocr: set) -> int:
-        """Rows of digit-like glyphs on which the digit classifier (glyphreader.py) reads a valid number
-        that tesseract did not read as one (`read_by_ocr`: lines it did): a number the redaction missed."""
+    def _read_by_glyph_reader(self, page: PageImage, cuts: _Cuts, rows, readings,
+                              read_by_ocr: set) -> list[tuple[_Reading, digits.Span]]:
+        """Numbers the digit classifier (glyphreader.py) reads on rows of digit-like glyphs that tesseract
+        did not read as one (`read_by_ocr`: lines it did): the analysis covers them, and the proof, which
+        reads the redacted page, fails a page on which one is still there."""
         from ..scan.digits import DigitClassifier
         # a row tesseract read with confidence is what it says: only rows read with doubt get a second reader
         # (it costs ~10 ms a line). Doubt elsewhere on the line (a kanji label read as letters) does not count
         doubtful = {r.crop.line for r in readings
                     if _unsure_over(r, self.digit_row(page, cuts, r.crop.line)[1:])}
-        seen = 0
+        found = []
         for ln, run in rows:
             if ln in read_by_ocr or ln not in doubtful:
                 continue
             binary = cuts.image(ln, False, self.target_height)
-            key = ("glyph-number", _digest(binary, self.target_height))
+            crop = cuts.crop(ln, False, self.target_height)
+            key = ("glyph-numbers", _digest(binary, self.target_height))
             if key not in page.memo:
-                crop = cuts.crop(ln, False, self.target_height)
                 grey = candidates.cut(page.gray, crop, binarise=False)
                 text_height = min(self.target_height, 3.0 * ln.text_height)
-                page.memo[key] = glyphreader.sees_number(binary, grey, text_height,
-                                                         DigitClassifier.load().first_network())
-            seen += bool(page.memo[key])
-        return seen
+                page.memo[key] = glyphreader.read_numbers(binary, grey, text_height,
+                                                          DigitClassifier.load().first_network())
+            found += [(_Reading(crop, [], binary), span) for span in page.memo[key]]
+        return found
 
     def _finding(self, page: PageImage, reading: _Reading, span: digits.Span, reason: str) -> Finding:
         h_page = (span.box[3] - span.box[1]) * reading.crop.scale()[1]
@@ -546,11 +553,16 @@ class OcrNumberAnalyzer:
                 inside_text = inside_text.replace(label, "")
             n_digits = sum(c.isascii() and c.isdigit() for c in inside_text)
             n_cjk = len(_CJK.findall(inside_text))
+            sure_text = "".join(unicodedata.normalize("NFKC", w.text) for w in inside if w.conf >= SECOND_LOOK_SURE)
+            for label in LABELS:
+                sure_text = sure_text.replace(label, "")
             if span.valid:
                 # a valid check digit counts unless the span is really text read as digits: a date or an
-                # address (kanji between its digits). Kanji elsewhere in it are noise read as kanji: on a
-                # harsh copy the Japanese model makes kanji and kana of specks around a number
-                if n_digits < 10 and _DATE_OR_ADDRESS.search(inside_text.replace(" ", "")):
+                # address (kanji between its digits), or kanji, kana or a code of letters and digits read
+                # surely (旅券 TZ4217715: a passport number and its label). Kanji and kana read without
+                # confidence are noise: on a harsh copy the Japanese model makes them of specks
+                if n_digits < 10 and (_DATE_OR_ADDRESS.search(inside_text.replace(" ", ""))
+                                      or len(_CJK.findall(sure_text)) >= 2 or _LETTERS_AND_DIGITS.search(sure_text)):
                     continue
                 out.append((reading, span, "check digit"))
             elif labelled and n_digits >= 9 and n_cjk <= 1:
@@ -580,15 +592,18 @@ def _garbled_over(reading: _Reading, row: tuple[float, float]) -> bool:
     return bool(words) and n_digits < UNPROVEN_MIN_DIGITS and all(float(w.conf) < UNPROVEN_MIN_CONF for w in words)
 
 
-def _reads_clearly(words) -> bool:
+def _reads_clearly(words, run: int = 0) -> bool:
     """Whether a line's reading leaves no doubt about its digits. Clear: few digits at all (it is text; a word
     of letters with a digit in it is text), or every word that is mostly digits read with confidence and
     made of digits and ordinary separators only. Not clear: 12 digits whose check digit fails read without
     confidence (one digit misread?), a number's worth of digits read without confidence, fewer than 12 digits
     with a word of letters between them ('123 a5 678': digits read as letters), or marks inside the digits
-    of a long row ('§234:5678': a glyph read as a sign is a digit the reading lost)."""
+    of a long row ('§234:5678': a glyph read as a sign is a digit the reading lost). With `run` (the line's
+    row of digit-like glyphs) of a number's length or more, fewer than 12 digits next to a word of letters
+    read without confidence are not clear either ('SOTE 4166 6890': the first group read as letters)."""
     with_digits, others = [], []
-    for k, w in enumerate(sorted(words, key=lambda w: w.left)):
+    ordered = sorted(words, key=lambda w: w.left)
+    for k, w in enumerate(ordered):
         text = digits.clean_word(w.text)
         alnum = sum(c.isalnum() for c in text)
         n = sum(c.isascii() and c.isdigit() for c in text)
@@ -602,6 +617,9 @@ def _reads_clearly(words) -> bool:
     first, last = with_digits[0][3], with_digits[-1][3]
     if total < 12 and any(first < k < last for k in others):
         return False    # a word of letters between groups of digits: digits read as letters
+    if total < 12 and run >= number.LENGTH and any(k in (first - 1, last + 1) and float(ordered[k].conf) < UNPROVEN_MIN_CONF
+                                                   for k in others):
+        return False    # a row long enough for a number, and a group of it read as an unsure word of letters
     if any(not s.valid and s.conf < UNPROVEN_SPAN_CONF for s in digits.spans(digits.tokens_from_words(words))):
         return False
     if total >= 12 and any(float(w.conf) < UNPROVEN_MIN_CONF for w, _, _, _ in with_digits):
@@ -632,7 +650,7 @@ def unaccounted_lines(rows, readings) -> list[tuple]:
     # every reading must be clear: where the way up is not known the line is read both ways, and the wrong
     # way's garble (few digits) must not vouch for a garbled right way
     return [(ln, tuple(sorted(ways.get(ln, {False})))) for ln, run in rows
-            if run >= UNPROVEN_MIN_RUN and not all(_reads_clearly(ws) for ws in by_line.get(ln, []))]
+            if run >= UNPROVEN_MIN_RUN and not all(_reads_clearly(ws, run) for ws in by_line.get(ln, []))]
 
 
 GLYPH_CHECK_BELOW_CONF = 80.0  # lines with a word read less surely than this are read again by glyphreader

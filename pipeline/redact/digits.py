@@ -57,7 +57,7 @@ _CONFUSABLE = str.maketrans({"O": "0", "o": "0", "D": "0", "Q": "0", "I": "1", "
 _DASHES = str.maketrans({c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\uff0d~"})
 _SPECKS = str.maketrans({c: None for c in "°'\"`´^*¨˚_"})
 _GROUP = re.compile(r"[0-9](?:[0-9]|-(?=[0-9]))*")
-_GROUP_OF_FOUR = re.compile(r"[0-9]{4}")
+_GROUPS_OF_FOUR = re.compile(r"(?:[0-9]{4})+")   # a number's groups, or two of them run together
 
 
 def clean_word(text: str) -> str:
@@ -80,9 +80,9 @@ def tokens_from_words(words: Iterable) -> list[Token]:
     at anything that is neither a digit nor a dash between digits ("2097年11月12日" -> 2097, 11, 12, and
     an MRZ line at its letters); each part gets its share of the word's box, and parts split by a letter
     never join into one number (a printed number has only spaces or dashes between its groups). One
-    exception: two groups of four digits with one ',' or '.' between them ('4916,3047') are a number's
-    groups with a noise speck read in the space; a date (2030.11.12) or an amount (1,234,567) never has
-    four digits on both sides."""
+    exception: groups of four digits with one ',' or '.' between them ('4916,3047', '3654.74331759') are a
+    number's groups with a noise speck read in a space; a date (2030.11.12) or an amount (1,234,567) never
+    has a multiple of four digits on both sides."""
     out = []
     for w in words:
         text = clean_word(w.text)
@@ -94,8 +94,8 @@ def tokens_from_words(words: Iterable) -> list[Token]:
             left = w.left + w.width * m.start() / n
             right = w.left + w.width * m.end() / n
             joined = before is None or (text[before.end():m.start()] in (",", ".")
-                                        and _GROUP_OF_FOUR.fullmatch(before.group(0)) is not None
-                                        and _GROUP_OF_FOUR.fullmatch(part) is not None)
+                                        and _GROUPS_OF_FOUR.fullmatch(before.group(0)) is not None
+                                        and _GROUPS_OF_FOUR.fullmatch(part) is not None)
             out.append(Token(part, digits, float(w.conf), float(left), float(w.top), float(right),
                              float(w.top + w.height), joined=joined))
             before = m

@@ -41,7 +41,7 @@ class Proof:
     barcodes_readable: int    # barcodes whose payload still gives a number
     boxes: tuple[Box, ...] = ()   # where (for a person to look at); never what
     unreadable_lines: int = 0     # line images tesseract crashed on (could not be read either way)
-    unproven_rows: int = 0        # rows of digits not read clearly, or with a number only the second reader saw
+    unproven_rows: int = 0        # rows of digits not read clearly (they may hold a number a person can read)
 
     def to_json(self) -> dict:
         return {"clean": self.clean, "numbers_readable": self.numbers_readable,
@@ -92,8 +92,8 @@ class RedactionResult:
                                       f"({self.proof.numbers_readable} printed, {self.proof.barcodes_readable} "
                                       f"barcode); the page must not be stored")
             raise RedactionFailed(f"the redacted page could not be proven clean: {self.proof.unproven_rows} "
-                                  f"row(s) of digits may still hold a number (not read clearly, or a number seen "
-                                  f"by the second reader); the page must not be stored (a person must redact it)")
+                                  f"row(s) of digits may still hold a number (not read clearly); the page must "
+                                  f"not be stored (a person must redact it)")
         return self.image
 
 

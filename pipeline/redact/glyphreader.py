@@ -1,4 +1,4 @@
-"""A second reader for the proof: the scan pipeline's digit classifier, glyph by glyph.
+"""A second reader: the scan pipeline's digit classifier, glyph by glyph.
 
 On a harsh copy (faint, noisy, blurred) tesseract can garble a printed number into letters and signs that are
 not a number, and a proof that only asks tesseract again would call the page clean while a person can still
@@ -7,10 +7,11 @@ line are cut one by one (touching digits split by width) from the grey line imag
 (Otsu: each glyph finds its own ink level), drawn as the classifier's 28 x 28 input the way `prepare_box`
 draws a box's digit, and classified (pipeline/scan/digits.py, trained on printed digits in many fonts as well
 as handwriting; the caller may pass the ensemble's first network alone: on the harsh benchmark copies it sees
-as many numbers as the ensemble, at half the cost). A run of exactly 12 digits read with confidence, close together, whose check digit holds, is
-a number the redaction missed. Both ways up: which way the line is upright is not assumed.
+as many numbers as the ensemble, at half the cost). A run of exactly 12 digits read with confidence, close
+together, whose check digit holds, is a number: the analysis covers it where tesseract read none, and the
+proof fails a page on which it still reads one. Both ways up: which way the line is upright is not assumed.
 
-Nothing here logs or returns digits: only whether a number was seen.
+Nothing here logs digits; the spans it returns keep them in memory only (their repr masks them).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import numpy as np
 from .. import number
 from ..scan.digits import mask_to_input
 from . import glyphs
+from .digits import Span
 
 MIN_CONFIDENCE = 0.9     # a glyph read as a digit with less is not a digit here (letters, broken glyphs)
 MAX_GAP = 3.0            # glyph heights between two digits of one number (full-width groups stay below)
@@ -43,21 +45,22 @@ def _glyph_input(grey: np.ndarray, x0: int, y: int, x1: int, h: int) -> np.ndarr
     return mask_to_input(mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1])
 
 
-def _has_number(probs: np.ndarray, where: list[tuple]) -> bool:
-    """Whether glyph readings in reading order hold a run of exactly 12 confident digits, each within MAX_GAP
-    glyph heights of the next, with a valid check digit (a longer run is another kind of number, as in the
-    analysis)."""
+def _numbers(probs: np.ndarray, where: list[tuple]) -> list[tuple[int, int, str]]:
+    """Runs of exactly 12 confident digits in glyph readings in reading order, each within MAX_GAP glyph
+    heights of the next, with a valid check digit (a longer run is another kind of number, as in the
+    analysis): (first glyph, last glyph + 1, digits)."""
     sure = probs.max(axis=1) >= MIN_CONFIDENCE
     digits = probs.argmax(axis=1)
-    n, start = len(sure), None
+    n, start, out = len(sure), None, []
     for i in range(n + 1):
         if i < n and sure[i] and start is not None and _gap(where[i - 1], where[i]) <= MAX_GAP * where[i][3]:
             continue
         if start is not None and i - start == number.LENGTH:
-            if number.is_valid_digits("".join(str(int(d)) for d in digits[start:i])):
-                return True
+            read = "".join(str(int(d)) for d in digits[start:i])
+            if number.is_valid_digits(read):
+                out.append((start, i, read))
         start = i if i < n and sure[i] else None
-    return False
+    return out
 
 
 def _could_hold_number(where: list[tuple]) -> bool:
@@ -75,9 +78,10 @@ def _gap(a: tuple, b: tuple) -> float:
     return max(b[0] - (a[0] + a[2]), a[0] - (b[0] + b[2]), 0)
 
 
-def sees_number(binary: np.ndarray, grey: np.ndarray, text_height: float, classifier) -> bool:
-    """Whether the classifier reads a valid 12-digit number on a line: `binary` the binarised line crop (where
-    the glyphs are found), `grey` the same crop unbinarised (what is read), dark ink on light."""
+def read_numbers(binary: np.ndarray, grey: np.ndarray, text_height: float, classifier) -> list[Span]:
+    """The valid 12-digit numbers the classifier reads on a line, either way up: `binary` the binarised line
+    crop (where the glyphs are found), `grey` the same crop unbinarised (what is read), dark ink on light.
+    Each is a Span whose box (in `binary`'s pixels) holds its 12 glyphs; its digits stay in memory only."""
     images, where = [], []
     for x, y, w, h, wide in glyphs.glyph_boxes(binary, text_height):
         for k in range(wide):
@@ -87,8 +91,22 @@ def sees_number(binary: np.ndarray, grey: np.ndarray, text_height: float, classi
                 images.append(image)
                 where.append((x0, y, x1 - x0, h))
     if not _could_hold_number(where):
-        return False
+        return []
     batch = np.stack(images)
     probs = classifier.predict_proba(np.concatenate([batch, batch[:, ::-1, ::-1]]))   # both ways in one call
     upright, turned = probs[:len(batch)], probs[len(batch):]
-    return _has_number(upright, where) or _has_number(turned[::-1], where[::-1])
+    n = len(where)
+    runs = [(a, b, read, upright[a:b]) for a, b, read in _numbers(upright, where)]
+    runs += [(n - b, n - a, read, turned[n - b:n - a]) for a, b, read in _numbers(turned[::-1], where[::-1])]
+    out = []
+    for a, b, read, p in runs:
+        boxes = where[a:b]
+        box = (float(min(x for x, _, _, _ in boxes)), float(min(y for _, y, _, _ in boxes)),
+               float(max(x + w for x, _, w, _ in boxes)), float(max(y + h for _, y, _, h in boxes)))
+        out.append(Span(read, True, round(100.0 * float(p.max(axis=1).mean()), 1), box, 1))
+    return out
+
+
+def sees_number(binary: np.ndarray, grey: np.ndarray, text_height: float, classifier) -> bool:
+    """Whether the classifier reads a valid 12-digit number on a line (see `read_numbers`)."""
+    return bool(read_numbers(binary, grey, text_height, classifier))

@@ -98,11 +98,13 @@ class _Row:
         return gh < 0.72 * rh and gy >= ry - 0.15 * rh and gy + gh <= ry + 1.15 * rh
 
     def stray_speck(self, box: Box) -> bool:
-        """A noise speck at the top or bottom edge of the row's band, under half its glyphs' height: skipped,
-        or it would start a row of its own and cut a number in two."""
+        """A noise speck, at most about half the row's glyph height, lying mostly above or below the row's
+        band: skipped, or it would start a row of its own and cut a number in two."""
         _, gy, gw, gh = box
         _, ry, _, rh = self.ref
-        return gh < 0.45 * rh and gw < 0.6 * rh and (gy + gh <= ry + 0.3 * rh or gy >= ry + 0.7 * rh)
+        inside = min(gy + gh, ry + rh) - max(gy, ry)
+        return gh < 0.55 * rh and gw < 0.6 * rh and (gy + gh <= ry + 0.3 * rh or gy >= ry + 0.7 * rh
+                                                      or inside < 0.5 * gh)
 
     def continues(self, box: Box, gap: float) -> bool:
         """Whether a glyph is close enough to the row's last glyph and in its height band."""
