@@ -385,6 +385,7 @@ def _reading(texts_and_confs, line="L"):
     ([("1234", 93), ("5678", 45), ("901", 91), ("8", 30)], False),   # a number's worth read without confidence
     ([("yeaa.", 51), ("SOTE", 32), ("4166", 58), ("6890", 83)], False),  # a group read as an unsure word
     ([("SOTE", 92), ("4166", 88), ("6890", 90)], True),       # ... read surely: a word of letters, and digits
+    ([("Reed", 28), ("5724019750", 66)], True),                # a label read as letters digits never give
 ])
 def test_the_proof_accounts_for_every_row_of_digits(reading, clear):
     from pipeline.redact.analyzer import unaccounted_rows

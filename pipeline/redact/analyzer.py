@@ -599,8 +599,9 @@ def _reads_clearly(words, run: int = 0) -> bool:
     confidence (one digit misread?), a number's worth of digits read without confidence, fewer than 12 digits
     with a word of letters between them ('123 a5 678': digits read as letters), or marks inside the digits
     of a long row ('§234:5678': a glyph read as a sign is a digit the reading lost). With `run` (the line's
-    row of digit-like glyphs) of a number's length or more, fewer than 12 digits next to a word of letters
-    read without confidence are not clear either ('SOTE 4166 6890': the first group read as letters)."""
+    row of digit-like glyphs) of a number's length or more, fewer than 12 digits next to a word read without
+    confidence whose letters are mostly ones digits are taken for are not clear either ('SOTE 4166 6890': the
+    first group read as letters; a label read as 'Reed' next to a passport number is text)."""
     with_digits, others = [], []
     ordered = sorted(words, key=lambda w: w.left)
     for k, w in enumerate(ordered):
@@ -618,7 +619,7 @@ def _reads_clearly(words, run: int = 0) -> bool:
     if total < 12 and any(first < k < last for k in others):
         return False    # a word of letters between groups of digits: digits read as letters
     if total < 12 and run >= number.LENGTH and any(k in (first - 1, last + 1) and float(ordered[k].conf) < UNPROVEN_MIN_CONF
-                                                   for k in others):
+                                                   and digits.looks_like_digits(ordered[k].text) for k in others):
         return False    # a row long enough for a number, and a group of it read as an unsure word of letters
     if any(not s.valid and s.conf < UNPROVEN_SPAN_CONF for s in digits.spans(digits.tokens_from_words(words))):
         return False

@@ -54,6 +54,7 @@ class Span:
 # letters that OCR without a whitelist gives for digits, mapped back inside words that are mostly digits
 _CONFUSABLE = str.maketrans({"O": "0", "o": "0", "D": "0", "Q": "0", "I": "1", "l": "1", "|": "1", "!": "1",
                              "i": "1", "S": "5", "s": "5", "B": "8", "Z": "2", "z": "2"})
+_CONFUSABLE_LETTERS = frozenset(chr(c) for c in _CONFUSABLE if chr(c).isalpha())
 _DASHES = str.maketrans({c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\uff0d~"})
 _SPECKS = str.maketrans({c: None for c in "°'\"`´^*¨˚_"})
 _GROUP = re.compile(r"[0-9](?:[0-9]|-(?=[0-9]))*")
@@ -73,6 +74,12 @@ def clean_word(text: str) -> str:
         if sum(a != b for a, b in zip(text, mapped)) <= 2:
             text = mapped
     return text
+
+
+def looks_like_digits(text: str) -> bool:
+    """Whether at least half the letters of a word are letters OCR gives for digits ('SOTE' for 5016)."""
+    letters = [c for c in unicodedata.normalize("NFKC", text) if c.isalpha()]
+    return bool(letters) and 2 * sum(c in _CONFUSABLE_LETTERS for c in letters) >= len(letters)
 
 
 def tokens_from_words(words: Iterable) -> list[Token]:
