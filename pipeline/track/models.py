@@ -144,6 +144,8 @@ class DataKey(Base):
 class StoredFile(Base):
     """An encrypted file under <home>/store (a redacted ID copy, a field crop for review, a scanned form)."""
     __tablename__ = "stored_files"
+    # a kit's files of one kind (the ID-copy check looks up a kit's sealed numbers on every page it brings)
+    __table_args__ = (Index("ix_stored_files_kind_kit", "kind", "kit_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
