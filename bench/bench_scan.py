@@ -67,11 +67,18 @@ def build_batch(pages: int, with_id_copies: bool) -> Path:
     folder.mkdir(parents=True)
     people = max(4, pages // 3)
     roster = synthetic_roster(folder / "roster.csv", people, seed=pages)
-    env = {**os.environ, "MYNUMBER_HOME": str(folder / "home"), "MYNUMBER_USER": "bench"}
+    env = {**os.environ, "MYNUMBER_HOME": str(folder / "home")}
     env.pop("MYNUMBER_DB_URL", None)
-    for args in (["init"], ["kits", "print", str(roster), "--out", str(folder / "kits.pdf"), "--manifest",
-                            str(folder / "manifest.csv")]):
-        subprocess.run([sys.executable, "-m", "pipeline.cli", *args], env=env, check=True, capture_output=True)
+    env.pop("MYNUMBER_USER", None)
+    # as an office would: the administrator adds a handler, a manager appoints and trains them, they print
+    for args in (["--as", "bench", "init"], ["--as", "bench", "users", "add", "hr", "--role", "handler"],
+                 ["--as", "bench", "users", "add", "boss", "--role", "manager"],
+                 ["--as", "boss", "users", "appoint", "hr"], ["--as", "boss", "users", "train", "hr"],
+                 ["--as", "hr", "kits", "print", str(roster), "--out", str(folder / "kits.pdf"), "--manifest",
+                  str(folder / "manifest.csv")]):
+        done = subprocess.run([sys.executable, "-m", "pipeline.cli", *args], env=env, capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"building the batch: `mynumber {' '.join(args[:4])}` failed: {done.stderr.strip()}")
     rows = list(csv.DictReader((folder / "manifest.csv").open(encoding="utf-8")))
     deps = {}
     for line in roster.read_text(encoding="utf-8").splitlines()[1:]:
@@ -102,7 +109,8 @@ def build_batch(pages: int, with_id_copies: bool) -> Path:
 
 
 def one_scan(folder: str) -> dict:
-    from bench.common import peak_rss_mb
+    from bench.common import peak_rss_mb, reset_peak_rss
+    reset_peak_rss()
     from pipeline import config
     from pipeline.scan.intake import Intake
     home = Path(tempfile.mkdtemp(prefix="mynumber-bench-home-"))
