@@ -444,6 +444,13 @@ def test_the_glyph_reader_sees_a_valid_number_only():
     assert glyphreader.sees_number(*upside_down, 22.0, clf)          # either way up
     for other in ("1234 5678 9010", "1234567890123", "03 1234 5678"):  # check digit fails; 13 digits; 10 digits
         assert not glyphreader.sees_number(*_printed_line(other), 22.0, clf)
+    # every glyph read surely, both ways (what the proof compares with tesseract's reading of a row)
+    upright, _ = glyphreader.read_digits(*_printed_line("03 1234 5678"), 22.0, clf)
+    assert upright == "0312345678"
+    binary, grey = _printed_line("03 1234 5678")
+    _, turned = glyphreader.read_digits(np.ascontiguousarray(binary[::-1, ::-1]),
+                                        np.ascontiguousarray(grey[::-1, ::-1]), 22.0, clf)
+    assert turned == "0312345678"
     # what it reads is a span over its twelve glyphs, to be covered; the digits stay out of its repr
     binary, grey = _printed_line("1234 5678 9018")
     for turned in (False, True):

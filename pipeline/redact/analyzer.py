@@ -451,6 +451,7 @@ class OcrNumberAnalyzer:
             unclear = unaccounted_lines(rows, readings)
             if unclear:
                 unclear = yield from self._dates_and_addresses_out(page, cuts, unclear)
+            unclear = [(ln, ways) for ln, ways in unclear if not self._readers_agree(page, cuts, ln, readings)]
             page.unproven += len(unclear)
         # rows tesseract read with doubt and not as a number get the digit classifier as a second reader
         read_by_ocr = {r.crop.line for r, spans in zip(readings, spans_of) if any(s.valid for s in spans)}
@@ -498,6 +499,29 @@ class OcrNumberAnalyzer:
             if sum(c.isascii() and c.isdigit() for c in text) < 10 and _DATE_OR_ADDRESS.search(text):
                 text_lines.add(ln)
         return [(ln, ways) for ln, ways in unclear if ln not in text_lines]
+
+    def _readers_agree(self, page: PageImage, cuts: _Cuts, line: candidates.Line, readings) -> bool:
+        """Whether a row tesseract read without confidence is accounted for by the second reader: the digit
+        classifier reads every glyph of it surely, and its digits are exactly the digits of each of tesseract's
+        readings of the line, the same way up; what both read (at least UNPROVEN_MIN_DIGITS digits) is not a
+        valid My Number. Two readers that share nothing but the image agree on what the row says: it says it
+        (a 13-digit corporate number, a phone number read through noise)."""
+        from ..scan.digits import DigitClassifier
+        binary = cuts.image(line, False, self.target_height)
+        key = ("glyph-digits", _digest(binary, self.target_height))
+        if key not in page.memo:
+            grey = candidates.cut(page.gray, cuts.crop(line, False, self.target_height), binarise=False)
+            text_height = min(self.target_height, 3.0 * line.text_height)
+            page.memo[key] = glyphreader.read_digits(binary, grey, text_height, DigitClassifier.load().first_network())
+        upright, turned = page.memo[key]
+        mine = [r for r in readings if r.crop.line is line]
+        for r in mine:
+            said = "".join(c for w in sorted(r.words, key=lambda w: w.left) for c in digits.clean_word(w.text)
+                           if c.isascii() and c.isdigit())
+            seen = turned if r.crop.reverse else upright
+            if seen is None or said != seen or len(said) < UNPROVEN_MIN_DIGITS or number.is_valid_digits(said):
+                return False
+        return bool(mine)
 
     def _read_by_glyph_reader(self, page: PageImage, cuts: _Cuts, rows, readings,
                               read_by_ocr: set) -> list[tuple[_Reading, digits.Span]]:

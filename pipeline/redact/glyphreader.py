@@ -78,10 +78,8 @@ def _gap(a: tuple, b: tuple) -> float:
     return max(b[0] - (a[0] + a[2]), a[0] - (b[0] + b[2]), 0)
 
 
-def read_numbers(binary: np.ndarray, grey: np.ndarray, text_height: float, classifier) -> list[Span]:
-    """The valid 12-digit numbers the classifier reads on a line, either way up: `binary` the binarised line
-    crop (where the glyphs are found), `grey` the same crop unbinarised (what is read), dark ink on light.
-    Each is a Span whose box (in `binary`'s pixels) holds its 12 glyphs; its digits stay in memory only."""
+def _glyph_images(binary: np.ndarray, grey: np.ndarray, text_height: float) -> tuple[list, list[tuple]]:
+    """The classifier's inputs for the line's glyphs, left to right, and where each glyph is (x, y, w, h)."""
     images, where = [], []
     for x, y, w, h, wide in glyphs.glyph_boxes(binary, text_height):
         for k in range(wide):
@@ -90,11 +88,24 @@ def read_numbers(binary: np.ndarray, grey: np.ndarray, text_height: float, class
             if image is not None:
                 images.append(image)
                 where.append((x0, y, x1 - x0, h))
+    return images, where
+
+
+def _both_ways(classifier, images: list) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities for the glyphs as they are and turned half a turn (in the same glyph order), one call."""
+    batch = np.stack(images)
+    probs = classifier.predict_proba(np.concatenate([batch, batch[:, ::-1, ::-1]]))
+    return probs[:len(batch)], probs[len(batch):]
+
+
+def read_numbers(binary: np.ndarray, grey: np.ndarray, text_height: float, classifier) -> list[Span]:
+    """The valid 12-digit numbers the classifier reads on a line, either way up: `binary` the binarised line
+    crop (where the glyphs are found), `grey` the same crop unbinarised (what is read), dark ink on light.
+    Each is a Span whose box (in `binary`'s pixels) holds its 12 glyphs; its digits stay in memory only."""
+    images, where = _glyph_images(binary, grey, text_height)
     if not _could_hold_number(where):
         return []
-    batch = np.stack(images)
-    probs = classifier.predict_proba(np.concatenate([batch, batch[:, ::-1, ::-1]]))   # both ways in one call
-    upright, turned = probs[:len(batch)], probs[len(batch):]
+    upright, turned = _both_ways(classifier, images)
     n = len(where)
     runs = [(a, b, read, upright[a:b]) for a, b, read in _numbers(upright, where)]
     runs += [(n - b, n - a, read, turned[n - b:n - a]) for a, b, read in _numbers(turned[::-1], where[::-1])]
@@ -105,6 +116,22 @@ def read_numbers(binary: np.ndarray, grey: np.ndarray, text_height: float, class
                float(max(x + w for x, _, w, _ in boxes)), float(max(y + h for _, y, _, h in boxes)))
         out.append(Span(read, True, round(100.0 * float(p.max(axis=1).mean()), 1), box, 1))
     return out
+
+
+def read_digits(binary: np.ndarray, grey: np.ndarray, text_height: float, classifier) -> tuple[str | None, str | None]:
+    """Every glyph of the line read as a digit, in reading order: (along the crop, the other way up), each
+    None unless every glyph was read with confidence. In memory only: the caller compares, never shows."""
+    images, _ = _glyph_images(binary, grey, text_height)
+    if not images:
+        return None, None
+    upright, turned = _both_ways(classifier, images)
+
+    def digits_of(probs: np.ndarray) -> str | None:
+        if (probs.max(axis=1) < MIN_CONFIDENCE).any():
+            return None
+        return "".join(str(int(d)) for d in probs.argmax(axis=1))
+
+    return digits_of(upright), digits_of(turned[::-1])
 
 
 def sees_number(binary: np.ndarray, grey: np.ndarray, text_height: float, classifier) -> bool:
