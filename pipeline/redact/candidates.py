@@ -140,6 +140,13 @@ def _chain(x: np.ndarray, y: np.ndarray, w: np.ndarray, h: np.ndarray, gap_facto
     return out, tights
 
 
+def _median(values: np.ndarray) -> float:
+    """np.median of a small array, without its overhead (it is called for every group of glyphs on a page)."""
+    v = sorted(values.tolist())
+    m = len(v) // 2
+    return float(v[m]) if len(v) % 2 else (v[m - 1] + v[m]) / 2.0
+
+
 def _lines_along(axis: str, stats: np.ndarray, scale: float, gap_factor: float,
                  min_aspect: float, min_height: float) -> tuple[list[Line], int]:
     if axis == "h":
@@ -156,7 +163,7 @@ def _lines_along(axis: str, stats: np.ndarray, scale: float, gap_factor: float,
             if h[i] < 8 or w[i] < 0.9 * min_aspect * h[i]:
                 continue
         gh = h[g]
-        th = float(np.median(gh)) if len(g) > 1 else float(gh[0])
+        th = _median(gh) if len(g) > 1 else float(gh[0])
         if th < min_height or (len(g) < 3 and th < 8):
             continue
         gx, gy, gw = x[g], y[g], w[g]
@@ -177,7 +184,7 @@ def _lines_along(axis: str, stats: np.ndarray, scale: float, gap_factor: float,
         length = float(u.max() - u.min())
         thick = float(v.max() - v.min())
         # the text height of a skewed line: component heights include the slant of their width
-        height = max(th * math.cos(angle) - float(np.median(gw)) * abs(math.sin(angle)), th * 0.8)
+        height = max(th * math.cos(angle) - _median(gw) * abs(math.sin(angle)), th * 0.8)
         if length / max(height, 1.0) < min_aspect:
             continue
         center = c0 + d * (u.max() + u.min()) / 2 + nrm * (v.max() + v.min()) / 2
@@ -188,7 +195,7 @@ def _lines_along(axis: str, stats: np.ndarray, scale: float, gap_factor: float,
             steps = np.diff(uc)
             steps = steps[steps < 2.5 * th]
             if len(steps) >= 4:
-                pitch = float(np.median(steps)) / height
+                pitch = _median(steps) / height
         if axis == "v":   # back from the transposed frame
             center = center[::-1]
             d = d[::-1]
