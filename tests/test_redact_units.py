@@ -365,13 +365,13 @@ def test_a_faint_page_is_searched_again_at_a_lower_edge_threshold():
 
 
 def _reading(texts_and_confs, line="L"):
-    from pipeline.redact.analyzer import _Reading
+    from pipeline.redact.clarity import Reading
     from types import SimpleNamespace
     ws, x = [], 0
     for text, conf in texts_and_confs:
         ws.append(W(text, x, conf=conf))
         x += ws[-1].width + 12
-    return _Reading(SimpleNamespace(line=line, reverse=False), ws)
+    return Reading(SimpleNamespace(line=line, reverse=False), ws)
 
 
 @pytest.mark.parametrize("reading, clear", [
@@ -388,21 +388,21 @@ def _reading(texts_and_confs, line="L"):
     ([("Reed", 28), ("5724019750", 66)], True),                # a label read as letters digits never give
 ])
 def test_the_proof_accounts_for_every_row_of_digits(reading, clear):
-    from pipeline.redact.analyzer import unaccounted_rows
+    from pipeline.redact.clarity import unaccounted_rows
     r = _reading(reading)
     assert unaccounted_rows([("L", 12)], [r]) == (0 if clear else 1)
     assert unaccounted_rows([("L", 9)], [r]) == 0             # short rows are not checked
 
 
 def test_a_row_read_both_ways_must_be_clear_both_ways():
-    from pipeline.redact.analyzer import unaccounted_rows
+    from pipeline.redact.clarity import unaccounted_rows
     garbled = _reading([("1234", 93), ("5678", 40), ("901", 91), ("8", 30)])
     upside_down = _reading([("vess", 0), ("8l6", 40)])         # the wrong way: few digits
     assert unaccounted_rows([("L", 12)], [upside_down, garbled]) == 1
 
 
 def test_letters_between_groups_of_digits_leave_a_row_unaccounted():
-    from pipeline.redact.analyzer import unaccounted_rows
+    from pipeline.redact.clarity import unaccounted_rows
     assert unaccounted_rows([("L", 11)], [_reading([("mas", 33), ("123", 94), ("a5", 53), ("456", 92),
                                                      ("789", 73)])]) == 1
     assert unaccounted_rows([("L", 12)], [_reading([("PASSPORT", 90), ("No", 90), ("TK1234567", 90)])]) == 0
@@ -493,8 +493,8 @@ def test_a_span_box_grows_to_whole_glyphs():
     ([("1234", 30), ("5678", 20), ("9012", 10)], False),      # read as digits: the check digit decides
 ])
 def test_a_row_read_as_nothing_is_garbled(words, garbled):
-    from pipeline.redact.analyzer import _garbled_over
+    from pipeline.redact.clarity import garbled_over
     r = _reading(words)
     r.crop.size = (sum(w.width for w in r.words) + 12 * len(r.words), 40)
-    assert _garbled_over(r, (0.0, 1.0)) == garbled
-    assert not _garbled_over(r, (0.99, 1.0))                  # nothing over the row: nothing garbled
+    assert garbled_over(r, (0.0, 1.0)) == garbled
+    assert not garbled_over(r, (0.99, 1.0))                  # nothing over the row: nothing garbled

@@ -13,8 +13,9 @@ somebody else's job (`redactor.py`), so another analyser can be added and tested
   failed check digit) get a second look with the Japanese model around the span: a failed check digit
   counts when a label (個人番号, マイナンバー, 番号) is next to it; a span whose digits are really
   interleaved with kanji (a date such as 2097年11月12日) does not. A line tesseract misread (a failed check
-  digit, an unclear reading, a number's worth of glyphs read as nothing but unsure letters) is read again
-  larger. A span's box is grown to the whole glyphs it cuts or left out (word boxes can stop inside a digit).
+  digit, an unclear reading, a number's worth of glyphs read as nothing but unsure letters: `clarity.py`) is
+  read again larger; rows read with doubt go to the digit classifier too (`glyphreader.py`). A span's box is
+  grown to the whole glyphs it cuts or left out (word boxes can stop inside a digit).
 - `BarcodeAnalyzer`: QR codes and barcodes (zxing-cpp) whose payload holds a 12-digit My Number.
 
 OCR goes through `OcrRequest`s yielded by `steps(page)` generators: `analyze(page)` runs them for one page,
@@ -34,7 +35,7 @@ import numpy as np
 from PIL import Image
 
 from .. import number
-from . import candidates, digits, glyphreader, glyphs, orientation, tesseract
+from . import candidates, clarity, digits, glyphreader, glyphs, orientation, tesseract
 
 log = logging.getLogger(__name__)
 
@@ -181,13 +182,6 @@ def _ocr(page: PageImage, images: Sequence[np.ndarray], **params) -> Steps:
                 page.unreadable += 1
             page.memo[keys[i]] = words or []
     return [page.memo[k] for k in keys]
-
-
-@dataclass
-class _Reading:
-    crop: candidates.LineCrop
-    words: list
-    image: np.ndarray | None = field(default=None, repr=False)   # what tesseract read (binarised crop)
 
 
 def _whole_glyphs(span: digits.Span, image: np.ndarray | None) -> digits.Span:
@@ -415,7 +409,7 @@ class OcrNumberAnalyzer:
             page.memo[("orientation", a)] = known[a]
         final = wanted(lambda a: known[a])
         got = yield from self._read(page, cuts, [k for k in final if k not in got], got)
-        return [_Reading(cuts.crop(*k), got[k], cuts.image(*k)) for k in final]
+        return [clarity.Reading(cuts.crop(*k), got[k], cuts.image(*k)) for k in final]
 
     def _read(self, page: PageImage, cuts: _Cuts, keys: list[tuple], got: dict) -> Steps:
         keys = list(dict.fromkeys(keys))
@@ -438,17 +432,17 @@ class OcrNumberAnalyzer:
         # height, where the digit usually comes out
         retry = [(r.crop.line, r.crop.reverse, self.retry_height) for r, spans in zip(readings, spans_of)
                  if self.retry_height != self.target_height and not any(s.valid for s in spans)
-                 and (spans or not _reads_clearly(r.words, self.digit_run(page, cuts, r.crop.line))
+                 and (spans or not clarity.reads_clearly(r.words, self.digit_run(page, cuts, r.crop.line))
                       or self._garbled_row(page, cuts, r))]
         if retry:
             again = yield from self._read(page, cuts, retry, {})
             for k in dict.fromkeys(retry):   # kept only where it found what the first reading missed
                 spans = [_whole_glyphs(s, cuts.image(*k)) for s in digits.spans(digits.tokens_from_words(again[k]))]
                 if any(s.valid for s in spans):
-                    readings.append(_Reading(cuts.crop(*k), again[k], cuts.image(*k)))
+                    readings.append(clarity.Reading(cuts.crop(*k), again[k], cuts.image(*k)))
                     spans_of.append(spans)
         if self.account_rows:
-            unclear = unaccounted_lines(rows, readings)
+            unclear = clarity.unaccounted_lines(rows, readings)
             if unclear:
                 unclear = yield from self._dates_and_addresses_out(page, cuts, unclear)
             unclear = [(ln, ways) for ln, ways in unclear if not self._readers_agree(page, cuts, ln, readings)]
@@ -458,14 +452,15 @@ class OcrNumberAnalyzer:
         by_classifier = self._read_by_glyph_reader(page, cuts, rows, readings, read_by_ocr)
         # a number read confidently with a valid check digit is sure; anything else 12 digits long gets a
         # second look
-        sure: list[tuple[_Reading, digits.Span, str]] = []
-        doubtful: list[tuple[_Reading, digits.Span]] = []
+        sure: list[tuple[clarity.Reading, digits.Span, str]] = []
+        doubtful: list[tuple[clarity.Reading, digits.Span]] = []
         # fewer digit-like glyphs in the row than a number has: some of the digits read were other marks (a
         # date's 年 and 月 read as 4 and 8 can make twelve digits that pass the check); the second look decides
         run_of = dict(rows)
         for reading, spans in zip(readings, spans_of):
+            long_row = run_of.get(reading.crop.line, 0) >= clarity.UNPROVEN_MIN_RUN
             for span in spans:
-                if span.valid and span.conf >= self.high_conf and run_of.get(reading.crop.line, 0) >= UNPROVEN_MIN_RUN:
+                if span.valid and span.conf >= self.high_conf and long_row:
                     sure.append((reading, span, "check digit"))
                 elif span.valid or span.conf >= self.low_conf:
                     doubtful.append((reading, span))
@@ -480,10 +475,10 @@ class OcrNumberAnalyzer:
     def analyze(self, page: PageImage) -> list[Finding]:
         return run_steps(self.steps(page))
 
-    def _garbled_row(self, page: PageImage, cuts: _Cuts, reading: _Reading) -> bool:
-        """A row of a number's length or more that the reading made nothing of (see `_garbled_over`)."""
+    def _garbled_row(self, page: PageImage, cuts: _Cuts, reading: clarity.Reading) -> bool:
+        """A row of a number's length or more that the reading made nothing of (see `clarity.garbled_over`)."""
         run, start, end = self.digit_row(page, cuts, reading.crop.line)
-        return run >= number.LENGTH and _garbled_over(reading, (start, end))
+        return run >= number.LENGTH and clarity.garbled_over(reading, (start, end))
 
     def _dates_and_addresses_out(self, page: PageImage, cuts: _Cuts, unclear: list) -> Steps:
         """Rows not read clearly ((line, ways it was read) pairs), read again with the Japanese model, larger
@@ -503,9 +498,9 @@ class OcrNumberAnalyzer:
     def _readers_agree(self, page: PageImage, cuts: _Cuts, line: candidates.Line, readings) -> bool:
         """Whether a row tesseract read without confidence is accounted for by the second reader: the digit
         classifier reads every glyph of it surely, and its digits are exactly the digits of each of tesseract's
-        readings of the line, the same way up; what both read (at least UNPROVEN_MIN_DIGITS digits) is not a
-        valid My Number. Two readers that share nothing but the image agree on what the row says: it says it
-        (a 13-digit corporate number, a phone number read through noise)."""
+        readings of the line, the same way up; what both read (a few digits at least) is not a valid My Number.
+        Two readers that share nothing but the image agree on what the row says: it says it (a 13-digit
+        corporate number, a phone number read through noise)."""
         from ..scan.digits import DigitClassifier
         binary = cuts.image(line, False, self.target_height)
         key = ("glyph-digits", _digest(binary, self.target_height))
@@ -519,12 +514,12 @@ class OcrNumberAnalyzer:
             said = "".join(c for w in sorted(r.words, key=lambda w: w.left) for c in digits.clean_word(w.text)
                            if c.isascii() and c.isdigit())
             seen = turned if r.crop.reverse else upright
-            if seen is None or said != seen or len(said) < UNPROVEN_MIN_DIGITS or number.is_valid_digits(said):
+            if seen is None or said != seen or len(said) < clarity.UNPROVEN_MIN_DIGITS or number.is_valid_digits(said):
                 return False
         return bool(mine)
 
     def _read_by_glyph_reader(self, page: PageImage, cuts: _Cuts, rows, readings,
-                              read_by_ocr: set) -> list[tuple[_Reading, digits.Span]]:
+                              read_by_ocr: set) -> list[tuple[clarity.Reading, digits.Span]]:
         """Numbers the digit classifier (glyphreader.py) reads on rows of digit-like glyphs that tesseract
         did not read as one (`read_by_ocr`: lines it did): the analysis covers them, and the proof, which
         reads the redacted page, fails a page on which one is still there."""
@@ -532,7 +527,7 @@ class OcrNumberAnalyzer:
         # a row tesseract read with confidence is what it says: only rows read with doubt get a second reader
         # (it costs ~10 ms a line). Doubt elsewhere on the line (a kanji label read as letters) does not count
         doubtful = {r.crop.line for r in readings
-                    if _unsure_over(r, self.digit_row(page, cuts, r.crop.line)[1:])}
+                    if clarity.unsure_over(r, self.digit_row(page, cuts, r.crop.line)[1:])}
         found = []
         for ln, run in rows:
             if ln in read_by_ocr or ln not in doubtful:
@@ -545,10 +540,10 @@ class OcrNumberAnalyzer:
                 text_height = min(self.target_height, 3.0 * ln.text_height)
                 page.memo[key] = glyphreader.read_numbers(binary, grey, text_height,
                                                           DigitClassifier.load().first_network())
-            found += [(_Reading(crop, [], binary), span) for span in page.memo[key]]
+            found += [(clarity.Reading(crop, [], binary), span) for span in page.memo[key]]
         return found
 
-    def _finding(self, page: PageImage, reading: _Reading, span: digits.Span, reason: str) -> Finding:
+    def _finding(self, page: PageImage, reading: clarity.Reading, span: digits.Span, reason: str) -> Finding:
         h_page = (span.box[3] - span.box[1]) * reading.crop.scale()[1]
         dpi = page.dpi or 200.0
         margin = max(self.margin_height * h_page, self.margin_mm * dpi / 25.4, 2.0)
@@ -592,97 +587,6 @@ class OcrNumberAnalyzer:
             elif labelled and n_digits >= 9 and n_cjk <= 1:
                 out.append((reading, span, "label"))
         return out
-
-
-def _words_over(reading: _Reading, row: tuple[float, float]) -> list:
-    """The words of a reading over the row (where it starts and ends, as fractions of the line's crop read
-    along the line)."""
-    width = reading.crop.size[0]
-    start, end = (1 - row[1], 1 - row[0]) if reading.crop.reverse else row
-    return [w for w in reading.words if w.left < end * width and w.right > start * width]
-
-
-def _unsure_over(reading: _Reading, row: tuple[float, float]) -> bool:
-    """Whether a word over the row was read with less confidence than GLYPH_CHECK_BELOW_CONF."""
-    return any(float(w.conf) < GLYPH_CHECK_BELOW_CONF for w in _words_over(reading, row))
-
-
-def _garbled_over(reading: _Reading, row: tuple[float, float]) -> bool:
-    """Whether the row was read as nothing but words without confidence and few digits: a number's worth of
-    digit-like glyphs that tesseract made nothing of ('PKAT SEIZE' for a blurred, noisy number). Kanji labels
-    next to the row are not over it; a word read with confidence (a date's year, 'PASSPORT') means text."""
-    words = _words_over(reading, row)
-    n_digits = sum(c.isascii() and c.isdigit() for w in words for c in digits.clean_word(w.text))
-    return bool(words) and n_digits < UNPROVEN_MIN_DIGITS and all(float(w.conf) < UNPROVEN_MIN_CONF for w in words)
-
-
-def _reads_clearly(words, run: int = 0) -> bool:
-    """Whether a line's reading leaves no doubt about its digits. Clear: few digits at all (it is text; a word
-    of letters with a digit in it is text), or every word that is mostly digits read with confidence and
-    made of digits and ordinary separators only. Not clear: 12 digits whose check digit fails read without
-    confidence (one digit misread?), a number's worth of digits read without confidence, fewer than 12 digits
-    with a word of letters between them ('123 a5 678': digits read as letters), or marks inside the digits
-    of a long row ('§234:5678': a glyph read as a sign is a digit the reading lost). With `run` (the line's
-    row of digit-like glyphs) of a number's length or more, fewer than 12 digits next to a word read without
-    confidence whose letters are mostly ones digits are taken for are not clear either ('SOTE 4166 6890': the
-    first group read as letters; a label read as 'Reed' next to a passport number is text)."""
-    with_digits, others = [], []
-    ordered = sorted(words, key=lambda w: w.left)
-    for k, w in enumerate(ordered):
-        text = digits.clean_word(w.text)
-        alnum = sum(c.isalnum() for c in text)
-        n = sum(c.isascii() and c.isdigit() for c in text)
-        if n and n >= 0.6 * alnum:
-            with_digits.append((w, text, n, k))
-        elif alnum:
-            others.append(k)
-    total = sum(n for _, _, n, _ in with_digits)
-    if total < UNPROVEN_MIN_DIGITS:
-        return True
-    first, last = with_digits[0][3], with_digits[-1][3]
-    if total < 12 and any(first < k < last for k in others):
-        return False    # a word of letters between groups of digits: digits read as letters
-    if total < 12 and run >= number.LENGTH and any(k in (first - 1, last + 1) and float(ordered[k].conf) < UNPROVEN_MIN_CONF
-                                                   and digits.looks_like_digits(ordered[k].text) for k in others):
-        return False    # a row long enough for a number, and a group of it read as an unsure word of letters
-    if any(not s.valid and s.conf < UNPROVEN_SPAN_CONF for s in digits.spans(digits.tokens_from_words(words))):
-        return False
-    if total >= 12 and any(float(w.conf) < UNPROVEN_MIN_CONF for w, _, _, _ in with_digits):
-        return False    # a number's worth of digits, read without confidence (an 11-digit phone number may be)
-    return not (total >= 10 and any(c in _MARKS for _, text, _, _ in with_digits for c in text))
-
-
-_MARKS = set("§:;¢£¥$%&@#?¿!|+=<>()[]{}")   # what tesseract makes of a digit under noise; letters are text
-
-
-def unaccounted_rows(rows, readings) -> int:
-    """How many rows `unaccounted_lines` finds."""
-    return len(unaccounted_lines(rows, readings))
-
-
-def unaccounted_lines(rows, readings) -> list[tuple]:
-    """Rows of at least 10 digit-like glyphs (glyphs.py) whose line is not read clearly every way it was read.
-
-    On a noisy, blurred, low-contrast copy tesseract may garble a number into something that is not a valid
-    number; the proof would then call a page clean on which a person can still read the number. Such a row
-    leaves the page unproven: it is not written, and goes to a person. A row read clearly as something else
-    (a 13-digit corporate number, a date) is accounted for."""
-    by_line: dict = {}
-    ways: dict = {}
-    for r in readings:
-        by_line.setdefault(r.crop.line, []).append(r.words)
-        ways.setdefault(r.crop.line, set()).add(r.crop.reverse)
-    # every reading must be clear: where the way up is not known the line is read both ways, and the wrong
-    # way's garble (few digits) must not vouch for a garbled right way
-    return [(ln, tuple(sorted(ways.get(ln, {False})))) for ln, run in rows
-            if run >= UNPROVEN_MIN_RUN and not all(_reads_clearly(ws, run) for ws in by_line.get(ln, []))]
-
-
-GLYPH_CHECK_BELOW_CONF = 80.0  # lines with a word read less surely than this are read again by glyphreader
-UNPROVEN_MIN_RUN = 10         # rows this long are checked (a glyph or two of a number may merge or be cut off)
-UNPROVEN_MIN_DIGITS = 8       # a reading with fewer digits is text, not a garbled number
-UNPROVEN_MIN_CONF = 50.0      # tesseract word confidence of a clear reading
-UNPROVEN_SPAN_CONF = 92.0     # ... and of 12 digits whose check digit fails (not a number only if read surely)
 
 
 # ------------------------------------------------------------------------------------------ barcodes
