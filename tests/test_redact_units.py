@@ -13,7 +13,8 @@ from PIL import Image
 
 from pipeline.errors import ExternalProgramError, InputError
 from pipeline.redact import digits, documents, tesseract
-from pipeline.redact.analyzer import ENTITY, Finding, merge, payload_numbers
+from pipeline.redact.analyzer import ENTITY, Finding, merge
+from pipeline.redact.barcodes import payload_numbers
 from pipeline.redact.redactor import ImageRedactor, fresh
 
 VALID = "123456789018"        # the worked example of DOMAIN.md, not a person's number
@@ -422,7 +423,6 @@ def test_dates_and_addresses_are_told_from_garbled_numbers(text, is_text):
 def _printed_line(text: str, noise: float = 0.0):
     """A straightened line crop as the analyser cuts it: grey, and binarised the same way."""
     import cv2
-    from pipeline.redact import candidates
     grey = np.full((48, 40 + 24 * len(text)), 235, np.uint8)
     cv2.putText(grey, text, (16, 36), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 30, 2, lineType=cv2.LINE_AA)
     if noise:
