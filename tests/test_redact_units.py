@@ -439,11 +439,11 @@ def test_the_glyph_reader_sees_a_valid_number_only():
     from pipeline.scan.digits import DigitClassifier
     clf = DigitClassifier.load()
     binary, grey = _printed_line("1234 5678 9018", noise=6.0)
-    assert glyphreader.sees_number(binary, grey, 22.0, clf)
+    assert glyphreader.read_numbers(binary, grey, 22.0, clf)
     upside_down = (np.ascontiguousarray(binary[::-1, ::-1]), np.ascontiguousarray(grey[::-1, ::-1]))
-    assert glyphreader.sees_number(*upside_down, 22.0, clf)          # either way up
+    assert glyphreader.read_numbers(*upside_down, 22.0, clf)         # either way up
     for other in ("1234 5678 9010", "1234567890123", "03 1234 5678"):  # check digit fails; 13 digits; 10 digits
-        assert not glyphreader.sees_number(*_printed_line(other), 22.0, clf)
+        assert not glyphreader.read_numbers(*_printed_line(other), 22.0, clf)
     # every glyph read surely, both ways (what the proof compares with tesseract's reading of a row)
     upright, _ = glyphreader.read_digits(*_printed_line("03 1234 5678"), 22.0, clf)
     assert upright == "0312345678"

@@ -502,14 +502,7 @@ class OcrNumberAnalyzer:
         readings of the line, the same way up; what both read (a few digits at least) is not a valid My Number.
         Two readers that share nothing but the image agree on what the row says: it says it (a 13-digit
         corporate number, a phone number read through noise)."""
-        from ..scan.digits import DigitClassifier
-        binary = cuts.image(line, False, self.target_height)
-        key = ("glyph-digits", _digest(binary, self.target_height))
-        if key not in page.memo:
-            grey = candidates.cut(page.gray, cuts.crop(line, False, self.target_height), binarise=False)
-            text_height = min(self.target_height, 3.0 * line.text_height)
-            page.memo[key] = glyphreader.read_digits(binary, grey, text_height, DigitClassifier.load().first_network())
-        upright, turned = page.memo[key]
+        upright, turned = self._glyph_reading(page, cuts, line, glyphreader.read_digits)
         mine = [r for r in readings if r.crop.line is line]
         for r in mine:
             said = "".join(c for w in sorted(r.words, key=lambda w: w.left) for c in digits.clean_word(w.text)
@@ -524,7 +517,6 @@ class OcrNumberAnalyzer:
         """Numbers the digit classifier (glyphreader.py) reads on rows of digit-like glyphs that tesseract
         did not read as one (`read_by_ocr`: lines it did): the analysis covers them, and the proof, which
         reads the redacted page, fails a page on which one is still there."""
-        from ..scan.digits import DigitClassifier
         # a row tesseract read with confidence is what it says: only rows read with doubt get a second reader
         # (it costs ~10 ms a line). Doubt elsewhere on the line (a kanji label read as letters) does not count
         doubtful = {r.crop.line for r in readings
@@ -533,16 +525,22 @@ class OcrNumberAnalyzer:
         for ln, run in rows:
             if ln in read_by_ocr or ln not in doubtful:
                 continue
-            binary = cuts.image(ln, False, self.target_height)
-            crop = cuts.crop(ln, False, self.target_height)
-            key = ("glyph-numbers", _digest(binary, self.target_height))
-            if key not in page.memo:
-                grey = candidates.cut(page.gray, crop, binarise=False)
-                text_height = min(self.target_height, 3.0 * ln.text_height)
-                page.memo[key] = glyphreader.read_numbers(binary, grey, text_height,
-                                                          DigitClassifier.load().first_network())
-            found += [(clarity.Reading(crop, [], binary), span) for span in page.memo[key]]
+            spans = self._glyph_reading(page, cuts, ln, glyphreader.read_numbers)
+            crop, binary = cuts.crop(ln, False, self.target_height), cuts.image(ln, False, self.target_height)
+            found += [(clarity.Reading(crop, [], binary), span) for span in spans]
         return found
+
+    def _glyph_reading(self, page: PageImage, cuts: _Cuts, line: candidates.Line, read):
+        """`read` (a glyphreader function) of the line's crop, with the classifier's first network; remembered
+        by crop content, so the proof does not read again a line the boxes left as it was."""
+        from ..scan.digits import DigitClassifier
+        binary = cuts.image(line, False, self.target_height)
+        key = (read.__name__, _digest(binary, self.target_height))
+        if key not in page.memo:
+            grey = candidates.cut(page.gray, cuts.crop(line, False, self.target_height), binarise=False)
+            text_height = min(self.target_height, 3.0 * line.text_height)
+            page.memo[key] = read(binary, grey, text_height, DigitClassifier.load().first_network())
+        return page.memo[key]
 
     def _finding(self, page: PageImage, reading: clarity.Reading, span: digits.Span, reason: str) -> Finding:
         h_page = (span.box[3] - span.box[1]) * reading.crop.scale()[1]

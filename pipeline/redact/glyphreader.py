@@ -132,8 +132,3 @@ def read_digits(binary: np.ndarray, grey: np.ndarray, text_height: float, classi
         return "".join(str(int(d)) for d in probs.argmax(axis=1))
 
     return digits_of(upright), digits_of(turned[::-1])
-
-
-def sees_number(binary: np.ndarray, grey: np.ndarray, text_height: float, classifier) -> bool:
-    """Whether the classifier reads a valid 12-digit number on a line (see `read_numbers`)."""
-    return bool(read_numbers(binary, grey, text_height, classifier))
