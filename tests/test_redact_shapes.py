@@ -36,18 +36,18 @@ def line_image(text: str, font_path: str, size: int = 40, noise: float = 0.0) ->
                                   "１２３４\u3000５６７８\u3000９０１８"])
 def test_printed_numbers_are_digit_rows(text):
     font = idcards.IPAEX if "\u3000" in text else DEJAVU
-    assert glyphs.digit_run(line_image(text, font), 30) >= 12
+    assert glyphs.digit_row(line_image(text, font), 30)[0] >= 12
 
 
 @fonts
 def test_a_label_before_the_number_does_not_hide_it():
     img = line_image("個人番号 8770 5156 1448", idcards.IPAEX)
-    assert glyphs.digit_run(img, 30) >= 12
+    assert glyphs.digit_row(img, 30)[0] >= 12
 
 
 @fonts
 def test_a_bold_noisy_number_still_counts():
-    assert glyphs.digit_run(line_image("4659-0437-8790", DEJAVU_BOLD, noise=40.0), 30) >= 9
+    assert glyphs.digit_row(line_image("4659-0437-8790", DEJAVU_BOLD, noise=40.0), 30)[0] >= 9
 
 
 @fonts
@@ -56,7 +56,7 @@ def test_a_bold_noisy_number_still_counts():
 def test_kanji_lines_and_dates_are_not_digit_rows(text):
     """Complex kanji end a row; simple ones (中, 天, 区) count like digits, which costs a reading, not recall.
     A complex kanji between digits (月 in a date) is no blotted digit: too wide for its height."""
-    assert glyphs.digit_run(line_image(text, idcards.IPAEX), 30) < 9
+    assert glyphs.digit_row(line_image(text, idcards.IPAEX), 30)[0] < 9
 
 
 def _glyph_boxes(img: np.ndarray) -> list[tuple[int, int, int, int]]:
@@ -98,7 +98,7 @@ def test_one_or_two_blotted_digits_stay_in_the_row(text, font, which):
     end the row - 12 digits counted as 7 were never read, and the proof passed with the number visible."""
     img = blotted(line_image(text, font), *which)
     assert complex_glyphs(img) == len(which)
-    assert glyphs.digit_run(img, 30) >= 12
+    assert glyphs.digit_row(img, 30)[0] >= 12
 
 
 @fonts
@@ -110,7 +110,7 @@ def test_one_or_two_blotted_digits_stay_in_the_row(text, font, which):
 def test_a_row_with_blots_still_ends(text, which, taller, run):
     img = blotted(line_image(text, DEJAVU), *which, taller=taller)
     assert complex_glyphs(img) == len(which)
-    assert glyphs.digit_run(img, 30) == run
+    assert glyphs.digit_row(img, 30)[0] == run
 
 
 def squeezed(img: np.ndarray, squeeze: float) -> np.ndarray:
@@ -124,13 +124,13 @@ def squeezed(img: np.ndarray, squeeze: float) -> np.ndarray:
 def test_in_a_squeezed_crop_kanji_are_not_blotted_digits(squeeze):
     """Narrowed, complex kanji are as narrow as digits in the crop; on the page they are about square."""
     address = squeezed(line_image("東京都千代田区千代田1丁目1番", idcards.IPAEX), squeeze)
-    assert glyphs.digit_run(address, 30, squeeze=squeeze) < 9
+    assert glyphs.digit_row(address, 30, squeeze=squeeze)[0] < 9
     number = squeezed(blotted(line_image("１２３４\u3000５６７８\u3000９０１８", idcards.IPAEX), 4, 9), squeeze)
-    assert glyphs.digit_run(number, 30, squeeze=squeeze) >= 12
+    assert glyphs.digit_row(number, 30, squeeze=squeeze)[0] >= 12
 
 
 def test_an_empty_line_has_no_digits():
-    assert glyphs.digit_run(np.full((40, 200), 255, np.uint8), 30) == 0
+    assert glyphs.digit_row(np.full((40, 200), 255, np.uint8), 30)[0] == 0
 
 
 def test_component_stats_fall_back_to_32_bit_labels():

@@ -479,10 +479,10 @@ def test_a_span_box_grows_to_whole_glyphs():
         return digits.Span("123456789018", True, 90.0, (float(left), top, float(right), bottom), 3)
 
     whole = span(one[0] - 1, last[1] + 1)
-    assert _whole_glyphs(whole, binary).box == whole.box                        # nothing to grow
-    grown = _whole_glyphs(span(one[0] + 4, last[1] - 5), binary).box
+    assert _whole_glyphs([whole], binary)[0].box == whole.box                   # nothing to grow
+    [grown] = [g.box for g in _whole_glyphs([span(one[0] + 4, last[1] - 5)], binary)]
     assert grown[0] == one[0] and grown[2] == last[1]                           # the cut glyphs are whole
-    grown = _whole_glyphs(span(two[0] - 1, last[1] + 1), binary).box
+    [grown] = [g.box for g in _whole_glyphs([span(two[0] - 1, last[1] + 1)], binary)]
     assert grown[0] == one[0] and grown[0] > label[1]                           # the left-out "1", not "XX"
 
 

@@ -44,10 +44,10 @@ ENTITY = "MY_NUMBER"
 DIGIT_WHITELIST = "0123456789- "
 LABELS = ("個人番号", "マイナンバー", "番号", "ナンバー", "個人番", "人番号")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
+_LETTERS_AND_DIGITS = re.compile(r"[A-Za-z]\d|\d[A-Za-z]")   # a code such as a passport number (TZ4217715)
+SECOND_LOOK_SURE = 70.0   # Japanese-model word confidence above which what it read is text, not noise
 # digits, kanji, digits, kanji: a date or an address ("1960年11月21日", "5丁目24番7号"), even with its small kanji
 # misread as other kanji; 一 is left out, as the Japanese model reads a hyphen as 一
-_LETTERS_AND_DIGITS = re.compile(r"[A-Za-z]\d|\d[A-Za-z]")
-SECOND_LOOK_SURE = 70.0   # Japanese-model word confidence above which what it read is text, not noise
 _DATE_OR_ADDRESS = re.compile(r"\d[\u3400-\u4dff\u4e01-\u9fff]+\d+[\u3400-\u4dff\u4e01-\u9fff]")
 
 
@@ -185,19 +185,22 @@ def _ocr(page: PageImage, images: Sequence[np.ndarray], **params) -> Steps:
     return [page.memo[k] for k in keys]
 
 
-def _whole_glyphs(span: digits.Span, image: np.ndarray | None) -> digits.Span:
-    """The span with its box grown to whole glyphs. Tesseract's word boxes can stop inside a blurred first or
-    last digit, or leave a digit out altogether (given to junk read next to it): the box is grown to every
-    glyph of the span's height that it cuts through, and while it holds fewer than 12 digits' worth of
-    glyphs, to the nearest glyph next to it (digits of a group sit closer than a text height apart), so that
-    no digit is left showing."""
-    if image is None:
-        return span
+def _whole_glyphs(spans: list[digits.Span], image: np.ndarray | None) -> list[digits.Span]:
+    """The spans of one reading with their boxes grown to whole glyphs. Tesseract's word boxes can stop inside
+    a blurred first or last digit, or leave a digit out altogether (given to junk read next to it): a box is
+    grown to every glyph of the span's height that it cuts through, and while it holds fewer than 12 digits'
+    worth of glyphs, to the nearest glyph next to it (digits of a group sit closer than a text height apart),
+    so that no digit is left showing."""
+    if image is None or not spans:
+        return spans
+    _, _, st, _ = cv2.connectedComponentsWithStats((image < 128).astype(np.uint8), connectivity=8)
+    return [_grown_to_glyphs(span, st[1:]) for span in spans]
+
+
+def _grown_to_glyphs(span: digits.Span, st: np.ndarray) -> digits.Span:
+    """One span's box grown over the components `st` (x, y, w, h, area) of its reading's image."""
     l, t, r, b = span.box
     h = max(b - t, 1.0)
-    ink = (image < 128).astype(np.uint8)
-    _, _, st, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
-    st = st[1:]
     mid = st[:, 1] + st[:, 3] / 2
     glyph = (st[:, 3] >= 0.45 * h) & (st[:, 3] <= 1.4 * h) & (mid > t) & (mid < b)
     x0 = st[glyph, 0].astype(float)
@@ -226,6 +229,13 @@ def _whole_glyphs(span: digits.Span, image: np.ndarray | None) -> digits.Span:
     if new_l == l and new_r == r:
         return span
     return replace(span, box=(new_l, t, new_r, b))
+
+
+def _without_labels(text: str) -> str:
+    """The text without the labels in it: a label glued to a number is not text inside the number."""
+    for label in LABELS:
+        text = text.replace(label, "")
+    return text
 
 
 def _quad_of_box(crop: candidates.LineCrop, box, margin_page: float) -> tuple[tuple[float, float], ...]:
@@ -426,8 +436,7 @@ class OcrNumberAnalyzer:
         if not rows:
             return []
         readings = yield from self.read_steps(page, cuts, lines, rows)
-        spans_of = [[_whole_glyphs(s, r.image) for s in digits.spans(digits.tokens_from_words(r.words))]
-                    for r in readings]
+        spans_of = [_whole_glyphs(digits.spans(digits.tokens_from_words(r.words)), r.image) for r in readings]
         # 12 digits whose check digit fails, or a row of digits not read clearly, are most often a digit misread
         # at this crop's scale (a bold 8 read as 6, a 1 as ']'): such a line is read once more at another
         # height, where the digit usually comes out
@@ -438,7 +447,7 @@ class OcrNumberAnalyzer:
         if retry:
             again = yield from self._read(page, cuts, retry, {})
             for k in dict.fromkeys(retry):   # kept only where it found what the first reading missed
-                spans = [_whole_glyphs(s, cuts.image(*k)) for s in digits.spans(digits.tokens_from_words(again[k]))]
+                spans = _whole_glyphs(digits.spans(digits.tokens_from_words(again[k])), cuts.image(*k))
                 if any(s.valid for s in spans):
                     readings.append(clarity.Reading(cuts.crop(*k), again[k], cuts.image(*k)))
                     spans_of.append(spans)
@@ -505,8 +514,7 @@ class OcrNumberAnalyzer:
         upright, turned = self._glyph_reading(page, cuts, line, glyphreader.read_digits)
         mine = [r for r in readings if r.crop.line is line]
         for r in mine:
-            said = "".join(c for w in sorted(r.words, key=lambda w: w.left) for c in digits.clean_word(w.text)
-                           if c.isascii() and c.isdigit())
+            said = "".join(t.digits for t in digits.tokens_from_words(r.words))
             seen = turned if r.crop.reverse else upright
             if seen is None or said != seen or len(said) < clarity.UNPROVEN_MIN_DIGITS or number.is_valid_digits(said):
                 return False
@@ -567,13 +575,11 @@ class OcrNumberAnalyzer:
             inside_text = unicodedata.normalize("NFKC", "".join(w.text for w in sorted(inside, key=lambda w: w.left)))
             around = unicodedata.normalize("NFKC", "".join(w.text for w in ws if w not in inside))
             labelled = any(label in around or label in inside_text for label in LABELS)
-            for label in LABELS:       # a label glued to the number is not text inside the number
-                inside_text = inside_text.replace(label, "")
+            inside_text = _without_labels(inside_text)
             n_digits = sum(c.isascii() and c.isdigit() for c in inside_text)
             n_cjk = len(_CJK.findall(inside_text))
-            sure_text = "".join(unicodedata.normalize("NFKC", w.text) for w in inside if w.conf >= SECOND_LOOK_SURE)
-            for label in LABELS:
-                sure_text = sure_text.replace(label, "")
+            sure_text = _without_labels("".join(unicodedata.normalize("NFKC", w.text) for w in inside
+                                                if w.conf >= SECOND_LOOK_SURE))
             if span.valid:
                 # a valid check digit counts unless the span is really text read as digits: a date or an
                 # address (kanji between its digits), or kanji, kana or a code of letters and digits read

@@ -3,7 +3,7 @@
 Reading a line with tesseract costs about 10 ms, and most candidate lines of an ID copy are kanji and kana
 (names, addresses, labels). A printed number is a row of glyphs of one height, each simple in shape: a
 vertical cut crosses at most three strokes and at most two holes are enclosed. Most kanji are complex on
-one of the two counts. `digit_run` counts the longest such row; a complex glyph of the same height ends the
+one of the two counts. `digit_row` finds the longest such row; a complex glyph of the same height ends the
 row, smaller parts (hyphens, broken strokes, small kana) are skipped. On a harsh copy noise can make a digit
 or two complex (ragged edges cross a column more often, light specks in a stroke count as holes): such a
 glyph counts as a digit when it is shaped and placed like the row's digits (see `_Row.takes_blot`). The
@@ -145,12 +145,6 @@ class _Row:
         self.pending += 1
         self.blots += 1
         self.last = box
-
-
-def digit_run(img: np.ndarray, text_height: float, gap: float = 2.2, squeeze: float = 1.0) -> int:
-    """Digits' worth of the longest row of simple glyphs of one height on a binarised line crop (see
-    `digit_row`)."""
-    return digit_row(img, text_height, gap, squeeze)[0]
 
 
 def digit_row(img: np.ndarray, text_height: float, gap: float = 2.2,
